@@ -1,0 +1,210 @@
+"""Benchmark campaign: datasets × models × seeds in one harness, cached per run, tabulated.
+
+    python -m benchmarks.run --dataset amazon-beauty-s3rec --models all --seeds 3
+
+Every (dataset, model, seed, config) result is a JSON file under `benchmarks/cache/`, so a campaign can
+stop at any point and resume (or grow by more seeds) later; tables are rebuilt from the cache each time
+and written to `benchmarks/results/<dataset>.md` and `.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from features.datasets import load_dataset
+from model.config import Config, load_config, replace
+from model.evaluate import bootstrap_ci, build_index, evaluate
+from model.sequences import SequenceData
+from model.train import BASELINES, fit, make_model, seed_everything
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / "cache"
+RESULTS = ROOT / "results"
+console = Console(stderr=True)
+
+DATASET_PRESETS = {
+    "amazon-beauty-s3rec": "amazon",
+    "amazon-toys-s3rec": "amazon",
+    "amazon-video-sasrec": "amazon",
+    "ml-100k": "long",
+    "lastfm-s3rec": "long",
+    "simulator": "long",
+    "simulator-tiny": "tiny",
+}
+ALL_MODELS = list(BASELINES) + ["gemirec"]
+TRAINING = {
+    "mostpop": "counts",
+    "youtubednn": "all positions (prefix means)",
+    "single": "all positions",
+    "mind": "one cut per user/step",
+    "comirec-sa": "one cut per user/step",
+    "comirec-dr": "one cut per user/step",
+}
+
+
+def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
+    blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": cfg.to_dict()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bool = False) -> dict:
+    key = run_key(dataset, data.fingerprint(), cfg)
+    path = CACHE / dataset / f"{label}-s{cfg.train.seed}-{key}.json"
+    if path.exists() and not force:
+        return json.loads(path.read_text())
+    seed_everything(cfg.train.seed)
+    model = make_model(cfg, data)
+    fit_result = fit(model, data, cfg, progress=console.is_terminal)
+    index = build_index(model)
+    val = evaluate(model, data, 1, index=index)
+    t0 = time.perf_counter()
+    test = evaluate(model, data, 2, index=index, per_user=True)
+    test_seconds = time.perf_counter() - t0
+    lo, hi = bootstrap_ci(test.per_user["recall@50"])
+    record = {
+        "dataset": dataset, "label": label, "model": cfg.model, "seed": cfg.train.seed,
+        "config": cfg.to_dict(), "data_fingerprint": data.fingerprint(),
+        "train_seconds": fit_result.seconds, "best_epoch": fit_result.best_epoch,
+        "epochs": fit_result.epochs_run, "stopped": fit_result.stopped,
+        "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
+        "test_eval_seconds": test_seconds, "test_recall@50_ci95": [lo, hi],
+        "history": fit_result.history,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _fmt(values: list[float], scale: float = 100.0) -> str:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float) * scale
+    if len(v) == 0:
+        return "–"
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+
+
+COLUMNS = [
+    ("recall@20", "R@20"), ("recall@50", "R@50"), ("ndcg@20", "NDCG@20"), ("ndcg@50", "NDCG@50"),
+    ("hit@20", "HR@20"), ("hit@50", "HR@50"), ("diversity@50", "Div@50"),
+    ("novel_recall@50", "Novel R@50"), ("unique_ratio@50", "Unique@50"),
+]
+
+
+def write_tables(dataset: str, records: list[dict], command: str) -> Path:
+    by_label: dict[str, list[dict]] = {}
+    for r in records:
+        by_label.setdefault(r["label"], []).append(r)
+    rows, summary = [], {}
+    for label, recs in by_label.items():
+        recs = sorted(recs, key=lambda r: r["seed"])
+        cells = [label, TRAINING.get(label, recs[0].get("training", "staged (warm-up, k-means, joint)")),
+                 str(len(recs))]
+        for key, _ in COLUMNS:
+            cells.append(_fmt([r["test"].get(key) for r in recs]))
+        cells.append(_fmt([r["test"].get("interest_cosine") for r in recs], 1.0))
+        cells.append(f"{np.median([r['train_seconds'] for r in recs]):.0f}")
+        cells.append(f"{np.median([r['test_eval_seconds'] for r in recs]):.2f}")
+        rows.append(cells)
+        summary[label] = {
+            "seeds": [r["seed"] for r in recs],
+            "test": {k: [r["test"].get(k) for r in recs] for k, _ in COLUMNS},
+            "val_recall@50": [r["val"]["recall@50"] for r in recs],
+            "test_recall@50_ci95": [r["test_recall@50_ci95"] for r in recs],
+            "train_seconds": [r["train_seconds"] for r in recs],
+            "test_eval_seconds": [r["test_eval_seconds"] for r in recs],
+            "epochs": [r["epochs"] for r in recs],
+        }
+    header = ["model", "training", "seeds"] + [c for _, c in COLUMNS] + ["query cos", "train s",
+                                                                         "eval s"]
+    n_users = records[0]["test_users"] if records else 0
+    lines = [
+        f"# {dataset}: test users ({n_users}), full-catalogue exact retrieval",
+        "",
+        f"Made by `{command}` (cached runs under `benchmarks/cache/{dataset}/`).",
+        "Metrics in % (mean ± std over seeds); history items are not filtered (ComiRec convention).",
+        "`train s` and `eval s` are medians over seeds on this machine (2 CPU cores).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    md = RESULTS / f"{dataset}.md"
+    md.write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{dataset}.json").write_text(json.dumps(summary, indent=1))
+    return md
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--models", default="all", help="comma list or 'all': " + ",".join(ALL_MODELS))
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..n-1)")
+    p.add_argument("--preset", default=None, help="config preset (default: by dataset)")
+    p.add_argument("--set", action="append", default=[], help="override, e.g. train.lr=0.003")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--K", type=int, default=None, help="interests per user")
+    p.add_argument("--C", type=int, default=None, help="GemiRec dictionary levels")
+    p.add_argument("--M", type=int, default=None, help="GemiRec codes per level")
+    p.add_argument("--merge", default=None, help="GemiRec merge: mixture|quota|weighted|max")
+    p.add_argument("--label-suffix", default="", help="appended to model labels (ablations)")
+    p.add_argument("--force", action="store_true", help="ignore cached results")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    models = ALL_MODELS if args.models == "all" else args.models.split(",")
+    preset = args.preset or DATASET_PRESETS.get(args.dataset, "default")
+    overrides = list(args.set) + [f"train.device={args.device}"]
+    if args.K is not None:
+        overrides.append(f"multi.n_interests={args.K}")
+    if args.C is not None:
+        overrides.append(f"gemirec.n_levels={args.C}")
+    if args.M is not None:
+        overrides.append(f"gemirec.codebook_size={args.M}")
+    if args.merge is not None:
+        overrides.append(f"gemirec.merge={args.merge}")
+    base = load_config(preset, overrides)
+    t0 = time.perf_counter()
+    inter = load_dataset(args.dataset, args.data_dir)
+    data = SequenceData.from_frames(inter.events, inter.items, base.data)
+    console.print(f"[bold]{args.dataset}[/]: {data.n_users} users, {data.n_items} items, "
+                  f"{len(data.flat)} events (loaded in {time.perf_counter() - t0:.1f}s)")
+    for model in models:
+        for seed in range(args.seeds):
+            cfg = replace(base, model=model, train={"seed": seed})
+            label = model + args.label_suffix
+            rec = run_one(args.dataset, data, cfg, label, args.force)
+            console.print(
+                f"{label:>22s} seed {seed}: test R@50 {100 * rec['test']['recall@50']:.2f} "
+                f"R@20 {100 * rec['test']['recall@20']:.2f}  train {rec['train_seconds']:.0f}s  "
+                f"test eval {rec['test_eval_seconds']:.2f}s ({rec['test_users']} users)"
+            )
+    records = [json.loads(f.read_text()) for f in sorted((CACHE / args.dataset).glob("*.json"))]
+    records = [r for r in records if r["data_fingerprint"] == data.fingerprint()]
+    md = write_tables(args.dataset, _latest_per_label(records), _command(args))
+    console.print(f"table: {md}")
+
+
+def _latest_per_label(records: list[dict]) -> list[dict]:
+    """If a label was rerun with another config, the newest config wins (per label and seed)."""
+    best: dict[tuple[str, int], dict] = {}
+    for r in sorted(records, key=lambda r: r["created"]):
+        best[(r["label"], r["seed"])] = r
+    return list(best.values())
+
+
+def _command(args) -> str:
+    return f"python -m benchmarks.run --dataset {args.dataset} --models <per model> --seeds {args.seeds}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Canonical interaction data: readers for real datasets, the simulator, and the ingest CLI."""

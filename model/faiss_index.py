@@ -1,0 +1,78 @@
+"""The one module that talks to FAISS.
+
+Item vectors are stored for dense ids 1..n (row r of the index is item r+1), so padding (0) can never
+be retrieved. Evaluation always uses the exact inner-product index (DESIGN §3); IVF and HNSW are the
+serving options for large catalogues.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+class ItemIndex:
+    def __init__(self, index: faiss.Index, kind: str):
+        self.index = index
+        self.kind = kind
+
+    @classmethod
+    def build(cls, item_vectors: np.ndarray, kind: str = "flat", nlist: int = 0) -> ItemIndex:
+        """item_vectors: (n, d) for dense items 1..n."""
+        vecs = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        n, d = vecs.shape
+        if kind == "flat":
+            index = faiss.IndexFlatIP(d)
+        elif kind == "ivf":
+            nlist = nlist or max(1, int(4 * np.sqrt(n)))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(vecs)
+            index.nprobe = max(1, nlist // 16)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 128
+        else:
+            raise ValueError(f"unknown index kind {kind!r}: expected flat, ivf or hnsw")
+        index.add(vecs)
+        return cls(index, kind)
+
+    @property
+    def n_items(self) -> int:
+        return self.index.ntotal
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries (Q, d) -> scores (Q, n), dense item ids (Q, n) with -1 for empty slots."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        scores, labels = self.index.search(q, min(n, self.n_items))
+        items = np.where(labels >= 0, labels + 1, -1)
+        if items.shape[1] < n:  # tiny catalogues: pad so callers always get (Q, n)
+            pad = n - items.shape[1]
+            items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return scores, items
+
+    def save(self, path: str | Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemIndex:
+        index = faiss.read_index(str(path))
+        kind = "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
+        return cls(index, kind)
+
+
+def set_threads(n: int) -> None:
+    if n > 0:
+        faiss.omp_set_num_threads(n)
+
+
+def kmeans(x: np.ndarray, k: int, niter: int = 25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS k-means: (centroids (k, d), assignment (n,)). Used to initialise the interest dictionary."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, verbose=False, min_points_per_centroid=1)
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    return km.centroids.copy(), assign[:, 0]

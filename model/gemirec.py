@@ -1,0 +1,270 @@
+"""GemiRec: backbone + IDMM + MIPDM + MIRM, trained on the staged schedule of DESIGN §2.5.
+
+Stages (driven by `on_epoch_start`): warm-up epochs train the towers alone; then k-means initialises
+the dictionary on all item embeddings; then everything trains jointly,
+    L = L_u + L_MIRM(teacher forcing) + λ_mix L_mixture + λ_q L_IDMM + λ_g L_MIPDM,
+with the item→code table refreshed (and rare codes restarted) at the start of every joint epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.config import Config
+from model.dictionary import InterestDictionary, code_stats
+from model.faiss_index import ItemIndex
+from model.generator import InterestGenerator
+from model.losses import sampled_softmax_logits
+from model.retrieval import InterestQuery, log_partition, merge
+from model.retriever import Recommendations, Retriever
+from model.sequences import SequenceData
+from model.towers import SingleVector
+
+
+class GemiRec(Retriever):
+    train_mode = "positions"
+
+    def __init__(self, cfg: Config, n_items: int, attributes: torch.Tensor | None, n_attr: int):
+        super().__init__(cfg)
+        g, b = cfg.gemirec, cfg.backbone
+        self.backbone = SingleVector(cfg, n_items, attributes, n_attr)
+        self.items = self.backbone.items
+        self.dictionary = InterestDictionary(b.dim, g.n_levels, g.codebook_size, g.code_dim, g.beta,
+                                             g.restart_threshold)
+        self.generator = InterestGenerator(b.dim, g.n_levels, g.codebook_size, self.dictionary.interest_dim,
+                                           g.gen_layers, b.n_heads, b.dropout, cfg.data.maxlen)
+        self.query = InterestQuery(b.dim, self.dictionary.interest_dim)
+        self.K = cfg.multi.n_interests
+        self.register_buffer("item_codes", torch.zeros(n_items + 1, g.n_levels, dtype=torch.long))
+        self.register_buffer("stage", torch.zeros((), dtype=torch.long))  # 0 warm-up, 1 joint
+        self._logs: dict[str, float] = {}
+        self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
+        self._gen = torch.Generator().manual_seed(cfg.train.seed)
+
+    # ---- schedule -----------------------------------------------------------------------------
+    def all_item_vectors(self) -> torch.Tensor:
+        ids = torch.arange(1, self.item_codes.shape[0], device=self.item_codes.device)
+        return torch.cat([self.items(c) for c in ids.split(65536)])
+
+    @torch.no_grad()
+    def refresh_codes(self) -> None:
+        was = self.training
+        self.eval()
+        v = self.all_item_vectors()
+        self.item_codes[1:] = self.dictionary.assign(v)
+        self.train(was)
+        stats = code_stats(self.item_codes[1:].cpu().numpy(), self.cfg.gemirec.codebook_size)
+        for c, (ppl, dead) in enumerate(zip(stats["perplexity"], stats["dead_share"])):
+            self._logs[f"code_perplexity_l{c + 1}"] = ppl
+            self._logs[f"dead_code_share_l{c + 1}"] = dead
+
+    @torch.no_grad()
+    def on_epoch_start(self, epoch: int, data: SequenceData) -> None:
+        if self._val is None:
+            self._val = data.eval_set(1)
+        warm = self.cfg.gemirec.warmup_epochs
+        if epoch < warm:
+            self.stage.fill_(0)
+            return
+        was = self.training
+        self.eval()
+        v = self.all_item_vectors()
+        if epoch == warm or not bool(self.dictionary.initialised):
+            self.dictionary.kmeans_init(v, seed=self.cfg.train.seed)
+        else:
+            self._logs["restarted_codes"] = float(self.dictionary.restart_rare_codes(v, self._gen))
+        self.train(was)
+        self.refresh_codes()
+        self.stage.fill_(1)
+
+    def may_stop(self, epoch: int) -> bool:
+        return epoch >= self.cfg.gemirec.warmup_epochs
+
+    def selectable(self, epoch: int) -> bool:
+        # only joint epochs can be the kept model: a warm-up epoch is just the single-vector backbone
+        return epoch >= self.cfg.gemirec.warmup_epochs
+
+    # ---- training -----------------------------------------------------------------------------
+    def positions_loss(self, inputs, targets, sampler):
+        states = self.backbone.sequence_states(inputs)  # (B, L, d)
+        real = targets > 0
+        u, t = states[real], targets[real]  # (N, d), (N,)
+        cand, pos_col, log_q = sampler.candidates(t)
+        cand_vec = self.candidate_vectors(cand)
+        tau = self.cfg.train.temperature
+        logits_u = sampled_softmax_logits(self.score_space(u), cand_vec, log_q, tau)
+        loss_u = F.cross_entropy(logits_u, pos_col)
+        if int(self.stage) == 0:
+            return loss_u, {"loss_u": loss_u.item()}
+        g_cfg = self.cfg.gemirec
+        # IDMM on the step's distinct items
+        uniq = torch.unique(torch.cat([inputs[inputs > 0], t]))
+        loss_q = self.dictionary(self.items(uniq)).loss
+        # MIPDM: tokens from the current item→code table, targets = the next item's code
+        in_codes = self.item_codes[inputs]  # (B, L, C)
+        e_in = self.dictionary.embed(in_codes).detach()
+        g = self.generator.states(inputs, e_in, self.items(inputs))
+        tgt_codes = self.item_codes[t]
+        loss_g = self.generator.loss(g[real], tgt_codes)
+        if g_cfg.gen_window > 1:
+            loss_g = loss_g + self._window_loss(g, targets)
+        # MIRM, teacher forcing: the query conditioned on the target's own interest
+        q_tf = self.query(u, self.dictionary.embed(tgt_codes).detach())
+        loss_tf = F.cross_entropy(sampled_softmax_logits(self.score_space(q_tf), cand_vec, log_q, tau),
+                                  pos_col)
+        # MIRM through the inference path: −log Σ_k w_k p(target | q_k) over generated interests + u
+        codes_k, logp_k = self.generator.beam_search(g[real], self.K, g_cfg.beam)
+        q_k = self.query(u.unsqueeze(1), self.dictionary.embed(codes_k).detach())  # (N, K, d)
+        logit_k = torch.einsum("nkd,cd->nkc", self.score_space(q_k), cand_vec) / tau - log_q
+        logp_t_k = F.log_softmax(logit_k, -1).gather(2, pos_col[:, None, None].expand(-1, self.K, 1))
+        logp_t_u = F.log_softmax(logits_u, -1).gather(1, pos_col[:, None])
+        log_w = torch.log_softmax(logp_k, -1) + np.log(max(1 - g_cfg.u_share, 1e-6))
+        mix = torch.cat([log_w + logp_t_k.squeeze(-1), logp_t_u + np.log(max(g_cfg.u_share, 1e-6))], 1)
+        loss_mix = -torch.logsumexp(mix, dim=1).mean()
+        loss = (loss_u + loss_tf + g_cfg.lambda_mix * loss_mix + g_cfg.lambda_q * loss_q
+                + g_cfg.lambda_g * loss_g)
+        return loss, {"loss_u": loss_u.item(), "loss_g": loss_g.item(), "loss_mix": loss_mix.item()}
+
+    def _window_loss(self, g: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Codes of items 2..W steps ahead (targets[t + w − 1]) as extra near-future targets."""
+        total = g.new_zeros(())
+        for w in range(1, self.cfg.gemirec.gen_window):
+            ahead = F.pad(targets[:, w:], (0, w))  # (B, L): the item w+1 steps after position t
+            ok = (ahead > 0) & (targets > 0)
+            if ok.any():
+                total = total + self.generator.loss(g[ok], self.item_codes[ahead[ok]]) / w
+        return total
+
+    # ---- inference ----------------------------------------------------------------------------
+    def interests(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> u (B, d), codes (B, K, C), probabilities (B, K) renormalised over the K kept."""
+        states = self.backbone.sequence_states(ids)
+        u = states[:, -1]
+        if self.cfg.gemirec.interest_source == "history":
+            codes, probs = self._history_interests(ids)
+            return u, codes, probs
+        e_in = self.dictionary.embed(self.item_codes[ids])
+        g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
+        codes, logp = self.generator.beam_search(g, self.K, self.cfg.gemirec.beam)
+        return u, codes, torch.softmax(logp, -1)
+
+    def _history_interests(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """No-MIPDM ablation: the K most frequent codes of the history, weighted by frequency."""
+        codes = self.item_codes[ids]  # (B, L, C)
+        M, C = self.cfg.gemirec.codebook_size, codes.shape[-1]
+        flat = torch.zeros_like(ids)
+        for c in range(C):
+            flat = flat * M + codes[..., c]
+        n_codes = M**C
+        counts = torch.zeros(len(ids), n_codes, device=ids.device)
+        counts.scatter_add_(1, flat, (ids > 0).float())
+        k = min(self.K, n_codes)
+        top, idx = counts.topk(k, dim=1)
+        out = torch.stack([(idx // M ** (C - 1 - c)) % M for c in range(C)], -1)
+        probs = (top + 1e-3) / (top + 1e-3).sum(1, keepdim=True)
+        return out, probs
+
+    @torch.no_grad()
+    def recommend(self, histories: np.ndarray, index: ItemIndex, n: int) -> Recommendations:
+        was = self.training
+        self.eval()
+        device = self.item_codes.device
+        ids = torch.as_tensor(histories, device=device)
+        if int(self.stage) == 0:  # warm-up: only the backbone exists yet
+            self.train(was)
+            return self.backbone.recommend(histories, index, n)
+        u, codes, probs = self.interests(ids)
+        q = self.score_space(self.query(u.unsqueeze(1), self.dictionary.embed(codes)))  # (B, K, d)
+        u_s = self.score_space(u)
+        self.train(was)
+        g = self.cfg.gemirec
+        all_q = torch.cat([q, u_s.unsqueeze(1)], 1).float().cpu().numpy()  # (B, K+1, d)
+        probs_np = probs.float().cpu().numpy()
+        weights = np.concatenate([(1 - g.u_share) * probs_np, np.full((len(ids), 1), g.u_share)], 1)
+        B, Q, d = all_q.shape
+        fetch = n * 4 if g.restrict_family else n
+        scores, items = index.search(all_q.reshape(B * Q, d), fetch)
+        scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
+        codes_np = codes.cpu().numpy()
+        allowed = None
+        if g.restrict_family:
+            family = self.item_codes[:, 0].cpu().numpy()
+            scores, items = _restrict(scores, items, family, codes_np[:, :, 0], n)
+            allowed = _allowed_fn(family, codes_np[:, :, 0])
+        item_matrix = lse = None
+        if g.merge == "mixture":
+            item_matrix = self._item_matrix_cache()
+            lse = log_partition(all_q.reshape(B * Q, d), item_matrix, self.cfg.train.temperature)
+            lse = lse.reshape(B, Q)
+        ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
+                       temperature=self.cfg.train.temperature, probs=probs_np, alpha=g.weighted_alpha,
+                       n_interests=self.K, allowed=allowed)
+        return Recommendations(ranked=ranked, per_interest=items[:, : self.K, :n], queries=all_q[:, : self.K],
+                               interest_codes=codes_np, interest_probs=probs_np)
+
+    def _item_matrix_cache(self) -> np.ndarray:
+        # recomputed per call: cheap next to the search, and never stale after a training step
+        return self.item_matrix()
+
+    def epoch_logs(self) -> dict[str, float]:
+        if int(self.stage) == 1 and self._val is not None:
+            self._logs.update(interest_diagnostics(self, self._val, max_users=1000))
+        return dict(self._logs)
+
+
+def _restrict(scores, items, family, interest_family, n):
+    """Keep, for interest k, only items whose level-1 code equals the interest's (u is unrestricted)."""
+    K = interest_family.shape[1]
+    fam = np.where(items >= 0, family[np.maximum(items, 0)], -1)
+    ok = np.ones_like(items, dtype=bool)
+    ok[:, :K] = fam[:, :K] == interest_family[:, :, None]
+    s = np.where(ok, scores, -np.inf)
+    order = np.argsort(-s, axis=2, kind="stable")[:, :, :n]
+    s = np.take_along_axis(s, order, 2)
+    it = np.where(np.isfinite(s), np.take_along_axis(items, order, 2), -1)
+    return s, it
+
+
+def _allowed_fn(family, interest_family):
+    def allowed(cand):  # cand (U, P) -> (U, K+1, P)
+        fam = family[np.maximum(cand, 0)]
+        ok_k = fam[:, None, :] == interest_family[:, :, None]
+        return np.concatenate([ok_k, np.ones_like(ok_k[:, :1])], 1)
+
+    return allowed
+
+
+@torch.no_grad()
+def interest_diagnostics(model: GemiRec, es, max_users: int = 1000, n: int = 50) -> dict[str, float]:
+    """Top-K hit rate of the generated interests and the oracle readout (DESIGN §2.7)."""
+    was = model.training
+    model.eval()
+    hist = torch.as_tensor(es.histories[:max_users], device=model.item_codes.device)
+    targets = es.targets[:max_users]
+    u, codes, _ = model.interests(hist)
+    codes_np = codes.cpu().numpy()
+    table = model.item_codes.cpu().numpy()
+    hit, total = 0, 0
+    oracle_pairs, oracle_targets = [], []
+    for row in range(len(targets)):
+        t = targets[row][targets[row] >= 0]
+        tc = table[t]  # (T, C)
+        match = (tc[:, None, :] == codes_np[row][None]).all(-1).any(1)
+        hit += int(match.sum())
+        total += len(t)
+        for code in np.unique(tc, axis=0):
+            oracle_pairs.append((row, code))
+            oracle_targets.append(set(t[(tc == code).all(1)].tolist()))
+    rows = torch.as_tensor([r for r, _ in oracle_pairs], device=u.device)
+    oc = torch.as_tensor(np.stack([c for _, c in oracle_pairs]), device=u.device)
+    q = model.score_space(model.query(u[rows], model.dictionary.embed(oc))).float().cpu().numpy()
+    index = ItemIndex.build(model.item_matrix(), "flat")
+    _, top = index.search(q, n)
+    found = np.zeros(len(targets))
+    for j, (row, _) in enumerate(oracle_pairs):
+        found[row] += len(oracle_targets[j] & set(top[j].tolist()))
+    sizes = np.maximum((targets >= 0).sum(1), 1)
+    model.train(was)
+    return {"topk_hit": hit / max(total, 1), "oracle_recall@50": float((found / sizes).mean())}

@@ -1,0 +1,88 @@
+"""MIRM: interest-conditioned queries and the merge of their FAISS results (DESIGN §2.4).
+
+q_k = F(u, e_{m_k}) = LayerNorm(u + MLP([u ; W e_{m_k}])). Each query (plus, optionally, the plain u)
+searches the index; the lists are merged by one of four strategies, chosen on validation users:
+
+- mixture:  Σ_q w_q softmax_q(i), the exact mixture of the per-query softmax distributions
+            (w = (1−u_share)·p_k for interests, u_share for u); needs each query's log-partition.
+- quota:    query q gets ≈ N·w_q slots, interleaved by rank.
+- weighted: score + α·log p_k, best over interests.
+- max:      ComiRec's best score over interests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from model.retriever import merge_max
+
+MERGES = ("mixture", "quota", "weighted", "max")
+
+
+class InterestQuery(nn.Module):
+    def __init__(self, dim: int, interest_dim: int):
+        super().__init__()
+        self.W = nn.Linear(interest_dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, u: torch.Tensor, interest_emb: torch.Tensor) -> torch.Tensor:
+        """u (..., d), e_m (..., C*d_q) -> q (..., d)."""
+        u = u.expand(*interest_emb.shape[:-1], u.shape[-1])
+        return self.norm(u + self.mlp(torch.cat([u, self.W(interest_emb)], dim=-1)))
+
+
+def log_partition(queries: np.ndarray, items: np.ndarray, temperature: float, chunk: int = 256) -> np.ndarray:
+    """Exact log Σ_i exp(q·v_i / τ) for every query: (Q, d) × (n, d) -> (Q,)."""
+    v = torch.as_tensor(items)
+    out = []
+    for q in torch.as_tensor(queries).split(chunk):
+        out.append(torch.logsumexp(q @ v.T / temperature, dim=1))
+    return torch.cat(out).numpy()
+
+
+def mixture_scores(queries: np.ndarray, weights: np.ndarray, cand: np.ndarray, items: np.ndarray,
+                   lse: np.ndarray, temperature: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    """queries (U, Q, d), weights (U, Q), candidates (U, P) dense ids (-1 = none), item matrix (n, d),
+    log-partitions (U, Q) -> mixture probability of each candidate (U, P)."""
+    vec = items[np.maximum(cand, 1) - 1]  # (U, P, d)
+    s = np.einsum("uqd,upd->uqp", queries, vec) / temperature - lse[:, :, None]
+    if allowed is not None:
+        s = np.where(allowed, s, -np.inf)
+    p = (weights[:, :, None] * np.exp(s)).sum(axis=1)
+    return np.where(cand >= 0, p, -np.inf)
+
+
+def quota_keys(weights: np.ndarray, n_per_list: int, n: int) -> np.ndarray:
+    """Interleaving keys: entry r of list q sorts at (r + 0.5) / (n·w_q); smaller is earlier."""
+    r = np.arange(n_per_list)[None, None, :] + 0.5
+    return -(r / np.maximum(weights[:, :, None] * n, 1e-9))
+
+
+def merge(strategy: str, scores: np.ndarray, cand_items: np.ndarray, weights: np.ndarray, n: int,
+          *, queries: np.ndarray | None = None, item_matrix: np.ndarray | None = None,
+          lse: np.ndarray | None = None, temperature: float = 1.0, probs: np.ndarray | None = None,
+          alpha: float = 1.0, n_interests: int | None = None, allowed: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Merge per-query lists (U, Q, N') into one ranked list (U, n) of distinct items."""
+    K = n_interests if n_interests is not None else scores.shape[1]
+    if strategy == "max":
+        return merge_max(scores[:, :K], cand_items[:, :K], n)
+    if strategy == "weighted":
+        bonus = alpha * np.log(np.maximum(probs[:, :K], 1e-12))[:, :, None]
+        return merge_max(scores[:, :K] + bonus, cand_items[:, :K], n)
+    if strategy == "quota":
+        keys = np.broadcast_to(quota_keys(weights, scores.shape[2], n), scores.shape)
+        keys = np.where(cand_items >= 0, keys, -np.inf)
+        return merge_max(keys, cand_items, n)
+    if strategy == "mixture":
+        U, Q, N = cand_items.shape
+        flat = cand_items.reshape(U, Q * N)
+        allow_flat = None
+        if allowed is not None:
+            allow_flat = allowed(flat)  # (U, Q, P) which query may score which candidate
+        p = mixture_scores(queries, weights, flat, item_matrix, lse, temperature, allow_flat)
+        return merge_max(p[:, None, :], flat[:, None, :], n)
+    raise ValueError(f"unknown merge {strategy!r}; expected one of {MERGES}")

@@ -1,0 +1,224 @@
+"""From a canonical events table to per-user item sequences, the 8:1:1 user split and batches.
+
+Items get dense indices 1..n (0 is padding). Sequences are stored CSR-style (one flat array plus
+offsets) so that millions of events cost a few arrays, not millions of Python lists. Histories are
+left-padded: the newest item is always in the last column, which is where causal encoders read `u`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from model.config import DataConfig
+
+PAD = 0
+
+
+@dataclass
+class EvalSet:
+    """Validation or test users under the ComiRec protocol (DESIGN §3)."""
+
+    users: np.ndarray  # (U,) row indices into SequenceData.user_ids
+    histories: np.ndarray  # (U, maxlen) int64, left-padded dense item ids
+    targets: np.ndarray  # (U, Tmax) int64, -1 padded; all items of the last 20 %
+    full_histories: list[np.ndarray]  # whole 80 % prefix (for novel-category metrics)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class SequenceData:
+    user_ids: np.ndarray  # (n_users,) source user ids
+    item_ids: np.ndarray  # (n_items + 1,) source item id of each dense index; [0] = -1 (padding)
+    offsets: np.ndarray  # (n_users + 1,) CSR offsets into `flat`
+    flat: np.ndarray  # dense item ids, time-ordered within each user
+    item_category: np.ndarray  # (n_items + 1,) int64, -1 = unknown
+    item_attributes: np.ndarray  # (n_items + 1, A) int64 attribute indices (1-based dense), 0 = none
+    n_attributes: int
+    split: np.ndarray  # (n_users,) 0 train, 1 validation, 2 test
+    cfg: DataConfig
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_frames(
+        cls, events: pd.DataFrame, items: pd.DataFrame | None, cfg: DataConfig
+    ) -> SequenceData:
+        if not {"user_id", "item_id"} <= set(events.columns):
+            raise ValueError(f"events need user_id and item_id columns, got {list(events.columns)}")
+        ev = events
+        if "event_timestamp" in ev.columns:
+            # stable sort keeps the source order of ties (order-only datasets rely on it)
+            ev = ev.sort_values(["user_id", "event_timestamp"], kind="stable")
+        else:
+            ev = ev.sort_values("user_id", kind="stable")
+        item_codes, item_uniques = pd.factorize(ev["item_id"], sort=True)
+        user_codes, user_uniques = pd.factorize(ev["user_id"], sort=True)
+        flat = item_codes.astype(np.int64) + 1
+        counts = np.bincount(user_codes, minlength=len(user_uniques))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        item_ids = np.concatenate([[-1], np.asarray(item_uniques, dtype=np.int64)])
+        category, attrs, n_attr = _item_side(item_ids, items)
+        split = _split_users(len(user_uniques), cfg.split_seed)
+        return cls(
+            user_ids=np.asarray(user_uniques, dtype=np.int64),
+            item_ids=item_ids,
+            offsets=offsets,
+            flat=flat,
+            item_category=category,
+            item_attributes=attrs,
+            n_attributes=n_attr,
+            split=split,
+            cfg=cfg,
+        )
+
+    # ---- basic views --------------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids) - 1
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    def sequence(self, user: int) -> np.ndarray:
+        return self.flat[self.offsets[user] : self.offsets[user + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def users_of(self, part: int) -> np.ndarray:
+        return np.flatnonzero(self.split == part)
+
+    def item_popularity(self) -> np.ndarray:
+        """Interaction counts over training users only (no leak from validation/test targets)."""
+        train = self.users_of(0)
+        idx = np.concatenate([self.sequence(u) for u in train]) if len(train) else np.zeros(0, int)
+        return np.bincount(idx, minlength=self.n_items + 1).astype(np.float64)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for arr in (self.user_ids, self.item_ids, self.offsets, self.flat, self.split):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    def encode_items(self, source_ids: np.ndarray) -> np.ndarray:
+        """Source item ids -> dense ids; unknown ids -> 0."""
+        order = self.item_ids[1:]
+        pos = np.searchsorted(order, source_ids)
+        pos = np.clip(pos, 0, len(order) - 1)
+        found = order[pos] == source_ids
+        return np.where(found, pos + 1, 0).astype(np.int64)
+
+    # ---- evaluation users ---------------------------------------------------------------------
+    def eval_set(self, part: int) -> EvalSet:
+        users = self.users_of(part)
+        maxlen = self.cfg.maxlen
+        hist = np.zeros((len(users), maxlen), dtype=np.int64)
+        tgts: list[np.ndarray] = []
+        full: list[np.ndarray] = []
+        keep = []
+        for row, u in enumerate(users):
+            seq = self.sequence(u)
+            if len(seq) < 2:
+                continue  # nothing to predict
+            cut = min(max(int(len(seq) * self.cfg.history_share), 1), len(seq) - 1)
+            h = seq[:cut][-maxlen:]
+            hist[row, maxlen - len(h) :] = h
+            full.append(seq[:cut])
+            tgts.append(np.unique(seq[cut:]))
+            keep.append(row)
+        keep_arr = np.asarray(keep, dtype=np.int64)
+        tmax = max((len(t) for t in tgts), default=1)
+        targets = np.full((len(tgts), tmax), -1, dtype=np.int64)
+        for row, t in enumerate(tgts):
+            targets[row, : len(t)] = t
+        return EvalSet(users[keep_arr], hist[keep_arr], targets, full)
+
+    # ---- training batches ---------------------------------------------------------------------
+    def window_batches(self, batch_size: int, rng: np.random.Generator):
+        """All-positions windows (causal models): inputs (B, L) and next-item targets (B, L).
+
+        design choice (not from the paper): each epoch takes one random window of maxlen+1 items per
+        training user, so long histories contribute different stretches over epochs instead of
+        always their last maxlen items.
+        """
+        users = self.users_of(0)
+        users = users[self.lengths()[users] >= 2]
+        rng.shuffle(users)
+        L = self.cfg.maxlen
+        for start in range(0, len(users), batch_size):
+            chunk = users[start : start + batch_size]
+            inputs = np.zeros((len(chunk), L), dtype=np.int64)
+            targets = np.zeros((len(chunk), L), dtype=np.int64)
+            for row, u in enumerate(chunk):
+                seq = self.sequence(u)
+                lo_end = min(len(seq), L + 1)
+                end = int(rng.integers(lo_end, len(seq) + 1))
+                win = seq[max(0, end - L - 1) : end]
+                n = len(win) - 1
+                inputs[row, L - n :] = win[:-1]
+                targets[row, L - n :] = win[1:]
+            yield inputs, targets
+
+    def cut_batches(self, batch_size: int, rng: np.random.Generator):
+        """One random cut per training user and step (MIND/ComiRec): history (B, L), target (B,)."""
+        users = self.users_of(0)
+        users = users[self.lengths()[users] >= 2]
+        rng.shuffle(users)
+        L = self.cfg.maxlen
+        for start in range(0, len(users), batch_size):
+            chunk = users[start : start + batch_size]
+            hist = np.zeros((len(chunk), L), dtype=np.int64)
+            target = np.zeros(len(chunk), dtype=np.int64)
+            for row, u in enumerate(chunk):
+                seq = self.sequence(u)
+                cut = int(rng.integers(1, len(seq)))
+                h = seq[max(0, cut - L) : cut]
+                hist[row, L - len(h) :] = h
+                target[row] = seq[cut]
+            yield hist, target
+
+
+def _split_users(n_users: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n_users)
+    n_train = int(round(n_users * 0.8))
+    n_val = int(round(n_users * 0.1))
+    split = np.zeros(n_users, dtype=np.int8)
+    split[perm[n_train : n_train + n_val]] = 1
+    split[perm[n_train + n_val :]] = 2
+    return split
+
+
+def _item_side(item_ids: np.ndarray, items: pd.DataFrame | None):
+    n = len(item_ids)
+    category = np.full(n, -1, dtype=np.int64)
+    if items is None or len(items) == 0:
+        return category, np.zeros((n, 1), dtype=np.int64), 0
+    items = items.drop_duplicates("item_id").set_index("item_id")
+    known = pd.Index(items.index)
+    pos = known.get_indexer(item_ids[1:])
+    has = pos >= 0
+    if "category" in items.columns:
+        cats = items["category"].to_numpy(dtype=np.int64)
+        category[1:][has] = cats[pos[has]]
+    if "attributes" not in items.columns:
+        return category, np.zeros((n, 1), dtype=np.int64), 0
+    lists = [
+        np.asarray(items["attributes"].iloc[p], dtype=np.int64) if p >= 0 else np.zeros(0, np.int64)
+        for p in pos
+    ]
+    all_attr = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    if len(all_attr) == 0:
+        return category, np.zeros((n, 1), dtype=np.int64), 0
+    uniq = np.unique(all_attr)
+    width = max(len(a) for a in lists)
+    attrs = np.zeros((n, width), dtype=np.int64)
+    for row, a in enumerate(lists, start=1):
+        attrs[row, : len(a)] = np.searchsorted(uniq, a) + 1
+    return category, attrs, len(uniq)

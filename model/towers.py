@@ -1,0 +1,146 @@
+"""Dual-tower backbone (DESIGN §2.1): item tower, causal user tower, and the two causal baselines.
+
+The single-vector model below is exactly the user tower GemiRec shares; YouTubeDNN replaces the
+transformer by the mean of the history (prefix means, so it is causal and trains on all positions).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model.config import Config
+from model.retriever import Retriever
+
+
+class ItemTower(nn.Module):
+    """v_i = LayerNorm(E_item[i] + mean_a E_attr[a])."""
+
+    def __init__(self, n_items: int, attributes: torch.Tensor | None, n_attributes: int, dim: int):
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        nn.init.normal_(self.item.weight, std=0.05)
+        self.use_attr = attributes is not None and n_attributes > 0
+        if self.use_attr:
+            self.register_buffer("attributes", attributes, persistent=False)
+            self.attr = nn.Embedding(n_attributes + 1, dim, padding_idx=0)
+            nn.init.normal_(self.attr.weight, std=0.05)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.item(ids)
+        if self.use_attr:
+            a = self.attributes[ids]  # (..., A)
+            mask = (a > 0).unsqueeze(-1).float()
+            x = x + (self.attr(a) * mask).sum(-2) / mask.sum(-2).clamp(min=1.0)
+        return self.norm(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with an explicit boolean attention mask."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
+        shape = (B, L, self.n_heads, D // self.n_heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))  # (B, H, L, D/H)
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0
+        )
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, L, D)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+def causal_mask(ids: torch.Tensor) -> torch.Tensor:
+    """(B, 1, L, L) bool: query t sees real keys ≤ t; a padded query sees only itself (no NaN rows)."""
+    L = ids.shape[1]
+    tril = torch.ones(L, L, dtype=torch.bool, device=ids.device).tril()
+    real = (ids > 0)[:, None, None, :]
+    eye = torch.eye(L, dtype=torch.bool, device=ids.device)
+    return (tril & real) | eye
+
+
+class CausalEncoder(nn.Module):
+    """SASRec-style causal transformer over item vectors plus learned positions (design choice)."""
+
+    def __init__(self, dim: int, n_layers: int, n_heads: int, dropout: float, maxlen: int):
+        super().__init__()
+        self.pos = nn.Embedding(maxlen, dim)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.blocks = nn.ModuleList(Block(dim, n_heads, dropout) for _ in range(n_layers))
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """x (B, L, d) token vectors, ids (B, L) for the mask -> (B, L, d) causal outputs."""
+        L = ids.shape[1]
+        h = self.drop(x + self.pos.weight[-L:][None])  # left-padded: newest item at the last position
+        mask = causal_mask(ids)
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.norm(h)
+
+
+class SingleVector(Retriever):
+    """The SASRec-style single-vector backbone: u = last output of the causal user tower."""
+
+    train_mode = "positions"
+
+    def __init__(self, cfg: Config, n_items: int, attributes: torch.Tensor | None, n_attr: int):
+        super().__init__(cfg)
+        b = cfg.backbone
+        self.items = ItemTower(n_items, attributes if b.use_attributes else None, n_attr, b.dim)
+        self.encoder = CausalEncoder(b.dim, b.n_layers, b.n_heads, b.dropout, cfg.data.maxlen)
+
+    def sequence_states(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.items(ids), ids)  # (B, L, d)
+
+    def user_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.sequence_states(ids)[:, -1]
+
+    def queries(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.user_vectors(ids)[:, None, :]  # (B, 1, d)
+
+    def positions_loss(self, inputs, targets, sampler):
+        states = self.sequence_states(inputs)
+        real = targets > 0
+        return self.softmax_loss(states[real], targets[real], sampler), {}
+
+
+class YouTubeDNN(Retriever):
+    """Mean pooling of the history, then a ReLU MLP (Covington et al., 2016)."""
+
+    train_mode = "positions"
+
+    def __init__(self, cfg: Config, n_items: int, attributes: torch.Tensor | None, n_attr: int):
+        super().__init__(cfg)
+        b = cfg.backbone
+        self.items = ItemTower(n_items, attributes if b.use_attributes else None, n_attr, b.dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(b.dim, 2 * b.dim), nn.ReLU(), nn.Dropout(b.dropout), nn.Linear(2 * b.dim, b.dim)
+        )
+
+    def prefix_means(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.items(ids) * (ids > 0).unsqueeze(-1)
+        counts = (ids > 0).cumsum(1).clamp(min=1).unsqueeze(-1)
+        return self.mlp(x.cumsum(1) / counts)  # (B, L, d): every prefix's user vector
+
+    def queries(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.prefix_means(ids)[:, -1:, :]
+
+    def positions_loss(self, inputs, targets, sampler):
+        states = self.prefix_means(inputs)
+        real = targets > 0
+        return self.softmax_loss(states[real], targets[real], sampler), {}

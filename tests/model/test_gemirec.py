@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from model.config import replace
+from model.evaluate import build_index, evaluate
+from model.retrieval import MERGES
+from model.saved import ModelFolderError, load_model, save_model
+from model.train import fit, make_model, seed_everything
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tiny_cfg):
+    cfg = replace(tiny_cfg, model="gemirec", train={"max_epochs": 3},
+                  gemirec={"warmup_epochs": 1, "codebook_size": 4, "n_levels": 2})
+    seed_everything(0)
+    model = make_model(cfg, tiny_data)
+    result = fit(model, tiny_data, cfg, progress=False)
+    return cfg, model, result
+
+
+def test_staged_schedule_logs_dictionary_and_generator_diagnostics(trained):
+    cfg, model, result = trained
+    assert int(model.stage) == 1 and bool(model.dictionary.initialised)
+    last = result.history[-1]
+    for key in ("topk_hit", "oracle_recall@50", "code_perplexity_l1", "dead_code_share_l1",
+                "code_perplexity_l2"):
+        assert key in last and np.isfinite(last[key])
+    assert result.best_epoch >= cfg.gemirec.warmup_epochs  # a warm-up epoch is never the kept model
+    assert "topk_hit" not in result.history[0]
+
+
+@pytest.mark.parametrize("merge", MERGES)
+def test_every_merge_returns_distinct_valid_items(trained, tiny_data, merge):
+    cfg, model, _ = trained
+    m = make_model(replace(cfg, gemirec={"merge": merge}), tiny_data)
+    m.load_state_dict(model.state_dict())
+    rec = m.recommend(tiny_data.eval_set(2).histories, build_index(m), 20)
+    assert rec.interest_codes.shape == (len(rec.ranked), cfg.multi.n_interests, 2)
+    assert np.allclose(rec.interest_probs.sum(1), 1.0, atol=1e-5)
+    for row, codes in zip(rec.ranked, rec.interest_codes):
+        valid = row[row >= 0]
+        assert len(valid) == 20 and len(set(valid.tolist())) == 20
+        assert len({tuple(c) for c in codes.tolist()}) == len(codes)  # distinct interests
+
+
+def test_no_mipdm_ablation_and_family_restriction_run(trained, tiny_data):
+    cfg, model, _ = trained
+    for changes, name in (({}, "gemirec-no-mipdm"), ({"restrict_family": True}, "gemirec")):
+        m = make_model(replace(cfg, model=name, gemirec=changes), tiny_data)
+        m.load_state_dict(model.state_dict())
+        assert 0.0 <= evaluate(m, tiny_data, 2).metrics["recall@50"] <= 1.0
+
+
+def test_save_load_round_trip_gives_identical_recommendations(trained, tiny_data, tmp_path):
+    cfg, model, _ = trained
+    folder = save_model(model, tiny_data, cfg, tmp_path / "m", metrics={"recall@50": 0.5})
+    loaded = load_model(folder)
+    histories = [tiny_data.item_ids[tiny_data.sequence(u)].tolist() for u in range(10)]
+    a = loaded.recommend(histories, 30)
+    direct = model.recommend(loaded.histories(histories), build_index(model), 30)
+    ids = np.concatenate([[-1], tiny_data.item_ids[1:]])
+    assert np.array_equal(a.ranked, ids[direct.ranked])
+    assert np.array_equal(a.interest_codes, direct.interest_codes)
+    b = load_model(folder).recommend(histories, 30)
+    assert a.ranked.tobytes() == b.ranked.tobytes()
+    assert (folder / "interests.json").exists() and (folder / "item_codes.parquet").exists()
+
+
+def test_tampered_or_truncated_folder_is_refused(trained, tiny_data, tmp_path):
+    cfg, model, _ = trained
+    folder = save_model(model, tiny_data, cfg, tmp_path / "m")
+    with open(folder / "weights.pt", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ModelFolderError, match="weights.pt"):
+        load_model(folder)
+    (folder / "index.faiss").unlink()
+    with pytest.raises(ModelFolderError):
+        load_model(folder)
+
+
+def test_weights_file_holds_tensors_only(trained, tiny_data, tmp_path):
+    cfg, model, _ = trained
+    folder = save_model(model, tiny_data, cfg, tmp_path / "m")
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
