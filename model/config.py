@@ -65,10 +65,13 @@ class GemiRecConfig:
     codebook_size: int = 16  # M_c (same at every level)
     code_dim: int = 32  # d_q
     beta: float = 0.25
-    warmup_epochs: int = 4
+    warmup_epochs: int = 12  # at most this many towers-only epochs …
+    min_warmup_epochs: int = 3  # … at least this many …
+    warmup_tolerance: float = 0.02  # … ending early once validation R@50 gains less than 2 % relative
     lambda_q: float = 1.0
     lambda_g: float = 1.0
     lambda_mix: float = 1.0  # weight of -log Σ_k p_k p(target | q_k) through the inference path
+    mix_positions: int = 512  # positions per step that train through the inference path
     gen_layers: int = 2
     gen_window: int = 1  # W: train the generator on the codes of the next W items
     beam: int = 0  # 0 = K * 4

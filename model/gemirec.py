@@ -39,6 +39,8 @@ class GemiRec(Retriever):
         self.K = cfg.multi.n_interests
         self.register_buffer("item_codes", torch.zeros(n_items + 1, g.n_levels, dtype=torch.long))
         self.register_buffer("stage", torch.zeros((), dtype=torch.long))  # 0 warm-up, 1 joint
+        self.register_buffer("joint_from", torch.tensor(-1))  # first joint epoch, once decided
+        self.register_buffer("warm_curve", torch.full((g.warmup_epochs,), -1.0))  # warm-up val R@50
         self._logs: dict[str, float] = {}
         self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
         self._gen = torch.Generator().manual_seed(cfg.train.seed)
@@ -60,18 +62,34 @@ class GemiRec(Retriever):
             self._logs[f"code_perplexity_l{c + 1}"] = ppl
             self._logs[f"dead_code_share_l{c + 1}"] = dead
 
+    def on_validation(self, epoch: int, recall50: float) -> None:
+        if int(self.stage) == 0 and epoch < len(self.warm_curve):
+            self.warm_curve[epoch] = recall50
+
+    def _warmup_done(self, epoch: int) -> bool:
+        """design choice (not from the paper): warm up until the towers plateau, within [min, max]
+        epochs; k-means on barely trained embeddings collapses the dictionary (DESIGN §2.5)."""
+        g = self.cfg.gemirec
+        if epoch >= g.warmup_epochs:
+            return True
+        if epoch < max(g.min_warmup_epochs, 2):
+            return False
+        prev, last = float(self.warm_curve[epoch - 2]), float(self.warm_curve[epoch - 1])
+        return last < prev * (1 + g.warmup_tolerance)
+
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, data: SequenceData) -> None:
         if self._val is None:
             self._val = data.eval_set(1)
-        warm = self.cfg.gemirec.warmup_epochs
-        if epoch < warm:
-            self.stage.fill_(0)
-            return
+        if int(self.joint_from) < 0:
+            if not self._warmup_done(epoch):
+                self.stage.fill_(0)
+                return
+            self.joint_from.fill_(epoch)
         was = self.training
         self.eval()
         v = self.all_item_vectors()
-        if epoch == warm or not bool(self.dictionary.initialised):
+        if epoch == int(self.joint_from) or not bool(self.dictionary.initialised):
             self.dictionary.kmeans_init(v, seed=self.cfg.train.seed)
         else:
             self._logs["restarted_codes"] = float(self.dictionary.restart_rare_codes(v, self._gen))
@@ -80,15 +98,16 @@ class GemiRec(Retriever):
         self.stage.fill_(1)
 
     def may_stop(self, epoch: int) -> bool:
-        return epoch >= self.cfg.gemirec.warmup_epochs
+        return 0 <= int(self.joint_from) <= epoch
 
     def selectable(self, epoch: int) -> bool:
         # only joint epochs can be the kept model: a warm-up epoch is just the single-vector backbone
-        return epoch >= self.cfg.gemirec.warmup_epochs
+        return 0 <= int(self.joint_from) <= epoch
 
     # ---- training -----------------------------------------------------------------------------
     def positions_loss(self, inputs, targets, sampler):
-        states = self.backbone.sequence_states(inputs)  # (B, L, d)
+        x = self.items(inputs)  # (B, L, d) item vectors, shared by the user tower and the generator
+        states = self.backbone.encoder(x, inputs)  # (B, L, d): u_t at every position
         real = targets > 0
         u, t = states[real], targets[real]  # (N, d), (N,)
         cand, pos_col, log_q = sampler.candidates(t)
@@ -103,9 +122,8 @@ class GemiRec(Retriever):
         uniq = torch.unique(torch.cat([inputs[inputs > 0], t]))
         loss_q = self.dictionary(self.items(uniq)).loss
         # MIPDM: tokens from the current item→code table, targets = the next item's code
-        in_codes = self.item_codes[inputs]  # (B, L, C)
-        e_in = self.dictionary.embed(in_codes).detach()
-        g = self.generator.states(inputs, e_in, self.items(inputs))
+        e_in = self.dictionary.embed(self.item_codes[inputs]).detach()
+        g = self.generator.states(inputs, e_in, x)
         tgt_codes = self.item_codes[t]
         loss_g = self.generator.loss(g[real], tgt_codes)
         if g_cfg.gen_window > 1:
@@ -114,12 +132,17 @@ class GemiRec(Retriever):
         q_tf = self.query(u, self.dictionary.embed(tgt_codes).detach())
         loss_tf = F.cross_entropy(sampled_softmax_logits(self.score_space(q_tf), cand_vec, log_q, tau),
                                   pos_col)
-        # MIRM through the inference path: −log Σ_k w_k p(target | q_k) over generated interests + u
-        codes_k, logp_k = self.generator.beam_search(g[real], self.K, g_cfg.beam)
-        q_k = self.query(u.unsqueeze(1), self.dictionary.embed(codes_k).detach())  # (N, K, d)
-        logit_k = torch.einsum("nkd,cd->nkc", self.score_space(q_k), cand_vec) / tau - log_q
-        logp_t_k = F.log_softmax(logit_k, -1).gather(2, pos_col[:, None, None].expand(-1, self.K, 1))
-        logp_t_u = F.log_softmax(logits_u, -1).gather(1, pos_col[:, None])
+        # MIRM through the inference path: −log Σ_k w_k p(target | q_k) over generated interests + u.
+        # design choice (not from the paper): on a random subset of positions; its K × candidates
+        # logits dominated the step's cost on all of them
+        sel = torch.randperm(len(t), generator=self._gen)[: g_cfg.mix_positions].to(t.device)
+        codes_k, logp_k = self.generator.beam_search(g[real][sel], self.K, g_cfg.beam)
+        q_k = self.query(u[sel].unsqueeze(1), self.dictionary.embed(codes_k).detach())  # (S, K, d)
+        S, K, d = q_k.shape
+        logit_k = torch.addmm(-log_q[None, :], self.score_space(q_k).reshape(S * K, d), cand_vec.T,
+                              alpha=1.0 / tau).view(S, K, -1)
+        logp_t_k = F.log_softmax(logit_k, -1).gather(2, pos_col[sel][:, None, None].expand(-1, K, 1))
+        logp_t_u = F.log_softmax(logits_u[sel], -1).gather(1, pos_col[sel][:, None])
         log_w = torch.log_softmax(logp_k, -1) + np.log(max(1 - g_cfg.u_share, 1e-6))
         mix = torch.cat([log_w + logp_t_k.squeeze(-1), logp_t_u + np.log(max(g_cfg.u_share, 1e-6))], 1)
         loss_mix = -torch.logsumexp(mix, dim=1).mean()

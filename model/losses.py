@@ -37,7 +37,7 @@ def sampled_softmax_logits(
     queries: torch.Tensor, cand_vectors: torch.Tensor, log_q: torch.Tensor, temperature: float
 ) -> torch.Tensor:
     """queries (Q, d), candidate vectors (C, d) -> corrected logits (Q, C)."""
-    return queries @ cand_vectors.T / temperature - log_q[None, :]
+    return torch.addmm(-log_q[None, :], queries, cand_vectors.T, alpha=1.0 / temperature)
 
 
 def sampled_softmax_loss(

@@ -140,6 +140,7 @@ def fit(
         r50 = val.metrics["recall@50"]
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "val_recall@50": r50,
                "val_recall@20": val.metrics["recall@20"], "seconds": time.perf_counter() - start}
+        model.on_validation(epoch, r50)
         row.update(model.epoch_logs())
         state["history"].append(row)
         log.info("%s epoch %d loss %.4f val R@50 %.4f", cfg.model, epoch, row["loss"], r50)
