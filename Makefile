@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean prefect-up prefect-down
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Local Prefect server (127.0.0.1:4200, state in .prefect/) serving the train-gemirec deployment.
+prefect-up: $(STAMP)
+	$(BIN)/gemirec up
+
+prefect-down:
+	@if [ -x $(BIN)/gemirec ]; then $(BIN)/gemirec down; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -50,8 +50,15 @@ TRAINING = {
 }
 
 
+# Bump when training or evaluation semantics change, so stale cached runs are not mixed into tables.
+CACHE_VERSION = 2
+
+
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
-    blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": cfg.to_dict()}, sort_keys=True)
+    raw = cfg.to_dict()
+    raw["train"].pop("threads")  # how many cores a run used does not change what it computes
+    blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": raw, "v": CACHE_VERSION},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -69,14 +76,22 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     test = evaluate(model, data, 2, index=index, per_user=True)
     test_seconds = time.perf_counter() - t0
     lo, hi = bootstrap_ci(test.per_user["recall@50"])
+    diagnostics = {}
+    if hasattr(model, "item_codes"):
+        from model.gemirec import next_interest_recovery
+
+        diagnostics = {k: v for k, v in fit_result.history[fit_result.best_epoch].items()
+                       if k.startswith(("code_", "dead_", "topk_hit", "oracle"))}
+        diagnostics.update(next_interest_recovery(model, data, 2))
     record = {
-        "dataset": dataset, "label": label, "model": cfg.model, "seed": cfg.train.seed,
+        "cache_version": CACHE_VERSION, "dataset": dataset, "label": label, "model": cfg.model,
+        "seed": cfg.train.seed,
         "config": cfg.to_dict(), "data_fingerprint": data.fingerprint(),
         "train_seconds": fit_result.seconds, "best_epoch": fit_result.best_epoch,
         "epochs": fit_result.epochs_run, "stopped": fit_result.stopped,
         "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
         "test_eval_seconds": test_seconds, "test_recall@50_ci95": [lo, hi],
-        "history": fit_result.history,
+        "history": fit_result.history, "diagnostics": diagnostics,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,11 +151,30 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += _diagnostics_table(by_label)
     RESULTS.mkdir(parents=True, exist_ok=True)
     md = RESULTS / f"{dataset}.md"
     md.write_text("\n".join(lines) + "\n")
     (RESULTS / f"{dataset}.json").write_text(json.dumps(summary, indent=1))
     return md
+
+
+def _diagnostics_table(by_label: dict[str, list[dict]]) -> list[str]:
+    """GemiRec's own health: generator top-K hit, oracle readout, dictionary usage (best epoch)."""
+    rows = []
+    for label, recs in by_label.items():
+        diags = [r.get("diagnostics") or {} for r in recs]
+        if not any(diags):
+            continue
+        keys = sorted({k for d in diags for k in d})
+        cells = [label] + [f"{k}: {_fmt([d.get(k) for d in diags], 1.0)}" for k in keys]
+        rows.append("- " + "; ".join(cells))
+    if not rows:
+        return []
+    return ["", "GemiRec diagnostics on validation (test for next_interest_hit), at the kept epoch:",
+            "top-K hit = share of targets whose interest code is among the K generated; oracle = recall",
+            "when each target's own code conditions the query; code perplexity and dead-code share per",
+            "level (M codes per level).", ""] + rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], help="override, e.g. train.lr=0.003")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--K", type=int, default=None, help="interests per user")
     p.add_argument("--C", type=int, default=None, help="GemiRec dictionary levels")
     p.add_argument("--M", type=int, default=None, help="GemiRec codes per level")
@@ -163,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
     models = ALL_MODELS if args.models == "all" else args.models.split(",")
     preset = args.preset or DATASET_PRESETS.get(args.dataset, "default")
-    overrides = list(args.set) + [f"train.device={args.device}"]
+    overrides = [f"train.device={args.device}", f"train.threads={args.threads}"] + list(args.set)
     if args.K is not None:
         overrides.append(f"multi.n_interests={args.K}")
     if args.C is not None:
@@ -189,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"test eval {rec['test_eval_seconds']:.2f}s ({rec['test_users']} users)"
             )
     records = [json.loads(f.read_text()) for f in sorted((CACHE / args.dataset).glob("*.json"))]
-    records = [r for r in records if r["data_fingerprint"] == data.fingerprint()]
+    records = [r for r in records if r["data_fingerprint"] == data.fingerprint()
+               and r.get("cache_version") == CACHE_VERSION]
     md = write_tables(args.dataset, _latest_per_label(records), _command(args))
     console.print(f"table: {md}")
 

@@ -5,6 +5,7 @@
     gemirec explain runs/demo/model
     gemirec recommend runs/demo/model --history 12,40,7
     gemirec benchmark --dataset ml-100k --models all --seeds 3
+    gemirec up / gemirec down        # local Prefect server + the train-gemirec deployment
 """
 
 from __future__ import annotations
@@ -131,6 +132,33 @@ def ingest(source: str, out: Path = typer.Option(..., help="output folder for th
     console.print(f"{r.n_valid} events, {r.n_users} users, {r.n_items} items, {r.n_malformed} malformed -> {out}")
     for ex in r.malformed_examples:
         console.print(f"  malformed: {ex}")
+
+
+@app.command()
+def up(port: int = typer.Option(4200, help="port of the local Prefect server (127.0.0.1 only)")) -> None:
+    """Start a local Prefect server and serve the train-gemirec deployment, both in the background."""
+    from flows.server import LocalPrefect, ServerError
+    from flows.server import up as start
+
+    _setup_logging(True)
+    try:
+        api_url = start(LocalPrefect(port=port))
+    except ServerError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from e
+    console.print(f"Prefect is up at {api_url.removesuffix('/api')} (state in .prefect/). In your shell:\n"
+                  f"  export PREFECT_API_URL={api_url}\n"
+                  "  prefect deployment run train-gemirec/train-gemirec --watch")
+
+
+@app.command()
+def down(port: int = typer.Option(4200)) -> None:
+    """Stop what `gemirec up` started."""
+    from flows.server import LocalPrefect
+    from flows.server import down as stop
+
+    stopped = stop(LocalPrefect(port=port))
+    console.print("stopped " + (", ".join(stopped) if stopped else "nothing (not running)"))
 
 
 if __name__ == "__main__":

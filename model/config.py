@@ -74,6 +74,7 @@ class GemiRecConfig:
     mix_positions: int = 512  # positions per step that train through the inference path
     gen_layers: int = 2
     gen_window: int = 1  # W: train the generator on the codes of the next W items
+    query_window: int = 1  # also teacher-force MIRM queries on the items 2..W steps ahead
     beam: int = 0  # 0 = K * 4
     merge: str = "mixture"  # mixture | quota | weighted | max
     u_share: float = 0.25  # mixture/quota: weight of the plain user vector u

@@ -166,9 +166,17 @@ class SequenceData:
             yield inputs, targets
 
     def cut_batches(self, batch_size: int, rng: np.random.Generator):
-        """One random cut per training user and step (MIND/ComiRec): history (B, L), target (B,)."""
+        """One random cut per sample (MIND/ComiRec): history (B, L), target (B,).
+
+        design choice (not from the paper): an epoch holds as many (history, target) samples as the
+        all-positions models see in theirs (Σ_u min(len_u − 1, maxlen)), spread evenly over users, so
+        "epoch", patience and early stopping mean the same amount of data for every model.
+        """
         users = self.users_of(0)
         users = users[self.lengths()[users] >= 2]
+        positions = np.minimum(self.lengths()[users] - 1, self.cfg.maxlen).sum()
+        reps = max(1, int(round(positions / max(len(users), 1))))
+        users = np.repeat(users, reps)
         rng.shuffle(users)
         L = self.cfg.maxlen
         for start in range(0, len(users), batch_size):
@@ -182,6 +190,15 @@ class SequenceData:
                 hist[row, L - len(h) :] = h
                 target[row] = seq[cut]
             yield hist, target
+
+    def steps_per_epoch(self, batch_size: int, mode: str) -> int:
+        users = self.users_of(0)
+        users = users[self.lengths()[users] >= 2]
+        n = len(users)
+        if mode == "cut":
+            positions = np.minimum(self.lengths()[users] - 1, self.cfg.maxlen).sum()
+            n *= max(1, int(round(positions / max(len(users), 1))))
+        return int(np.ceil(n / batch_size))
 
 
 def _split_users(n_users: int, seed: int) -> np.ndarray:

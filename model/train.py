@@ -123,7 +123,7 @@ def fit(
             if model.train_mode == "positions"
             else data.cut_batches(t.batch_size, rng)
         )
-        n_batches = int(np.ceil((data.split == 0).sum() / t.batch_size))
+        n_batches = data.steps_per_epoch(t.batch_size, model.train_mode)
         losses = []
         bar = tqdm(batches, total=n_batches, desc=f"{cfg.model} epoch {epoch}", disable=not progress,
                    leave=False)

@@ -1,0 +1,283 @@
+"""The one module that talks to Feast: repo config, offline sources, apply, materialization, reads.
+
+A store is a folder (``StoreConfig.store_dir``) holding a generated ``feature_store.yaml``, the parquet
+offline sources under ``data/`` that features/feature_repo/definitions.py points at, the registry and the
+SQLite online store. Nothing here is global, so every test and every dataset gets its own store.
+
+    cfg = StoreConfig(Path("runs/feature_store/simulator"))
+    write_sources(cfg, interactions)   # per-event user histories, item catalogue
+    apply(cfg)                         # register the declarations
+    materialize(cfg)                   # offline → online, incremental; a second call changes nothing
+    rows = training_rows(cfg, interactions.events)    # point-in-time join, one row per event
+    online_history(cfg, [7, 8])        # {7: [...], 8: []} for an unknown user 8
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from feast import Entity, FeatureService, FeatureStore, FeatureView
+
+from features.events import IngestReport, Interactions, build_interactions, timestamps_ns
+from features.feature_repo import definitions
+
+log = logging.getLogger(__name__)
+
+TS = pa.timestamp("us", tz="UTC")
+SOURCE_SCHEMAS = {
+    "user_history": pa.schema([("user_id", pa.int64()), ("item_ids", pa.list_(pa.int64())),
+                               ("history_length", pa.int64()), ("last_event_time", TS),
+                               ("event_timestamp", TS), ("created", TS)]),
+    "item_profile": pa.schema([("item_id", pa.int64()), ("category", pa.int64()),
+                               ("attributes", pa.list_(pa.int64())), ("popularity", pa.int64()),
+                               ("event_timestamp", TS), ("created", TS)]),
+    "item_interest": pa.schema([("item_id", pa.int64()), ("interest_code", pa.list_(pa.int64())),
+                                ("model_version", pa.string()), ("event_timestamp", TS), ("created", TS)]),
+}
+TRAINING_SERVICE = "gemirec_training_v1"
+SERVING_SERVICE = "gemirec_serving_v1"
+ROW_ORDER = "_row"  # carried through the join so ties in event time keep their source order
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    store_dir: Path
+    online: str = "sqlite"  # sqlite | redis (the scale-out path, DESIGN §4)
+    redis_connection: str = "localhost:6379"
+    history_items: int = 50  # items kept per user_history row; the long preset's maxlen
+    project: str = "gemirec"
+
+    @property
+    def source_dir(self) -> Path:
+        return Path(self.store_dir) / definitions.SOURCE_DIR
+
+    def source(self, view: str) -> Path:
+        return self.source_dir / f"{view}.parquet"
+
+
+def write_repo_config(cfg: StoreConfig) -> Path:
+    root = Path(cfg.store_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if cfg.online == "sqlite":
+        online = {"type": "sqlite", "path": str(root / "online_store.db")}
+    elif cfg.online == "redis":
+        online = {"type": "redis", "connection_string": cfg.redis_connection}
+    else:
+        raise ValueError(f"online store {cfg.online!r}: expected 'sqlite' or 'redis'")
+    repo = {
+        "project": cfg.project,
+        "provider": "local",
+        "registry": {"registry_type": "file", "path": str(root / "registry.db"), "cache_ttl_seconds": 60},
+        "offline_store": {"type": "file"},
+        "online_store": online,
+        "entity_key_serialization_version": 3,
+        "auth": {"type": "no_auth"},
+    }
+    path = root / "feature_store.yaml"
+    path.write_text(yaml.safe_dump(repo, sort_keys=False))
+    return path
+
+
+def open_store(cfg: StoreConfig) -> FeatureStore:
+    path = write_repo_config(cfg)
+    return FeatureStore(repo_path=str(path.parent), fs_yaml_file=path)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Feast prints progress to stdout; keep it in the debug log instead of the flow's output."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    if buffer.getvalue().strip():
+        log.debug("feast: %s", buffer.getvalue().strip())
+
+
+# ---------------------------------------------------------------- offline sources
+
+
+def user_history_table(events: pd.DataFrame, history_items: int, created: datetime) -> pa.Table:
+    """One row per event: the user's last ``history_items`` items up to and including it.
+
+    Built with index arithmetic on the flat item array, because millions of Python lists would not fit.
+    """
+    users = events["user_id"].to_numpy(dtype=np.int64)
+    flat = events["item_id"].to_numpy(dtype=np.int64)
+    times = timestamps_ns(events["event_timestamp"])
+    n = len(flat)
+    first_of_user = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if n else np.zeros(0, np.int64)
+    start_of_row = np.repeat(first_of_user, np.diff(np.r_[first_of_user, n]))
+    position = np.arange(n) - start_of_row  # 0-based index of the event within its user
+    begin = np.maximum(start_of_row, np.arange(n) - history_items + 1)
+    lengths = np.arange(n) + 1 - begin
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    gather = np.repeat(begin, lengths) + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths))
+    when = pa.array(times // 1000, type=pa.int64()).cast(TS)
+    return pa.table({
+        "user_id": pa.array(users),
+        "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat[gather])),
+        "history_length": pa.array(position + 1),
+        "last_event_time": when,
+        "event_timestamp": when,
+        "created": pa.array([created] * n, type=TS),
+    }, schema=SOURCE_SCHEMAS["user_history"])
+
+
+def item_profile_table(inter: Interactions, created: datetime) -> pa.Table:
+    """One row per item, stamped when the item first appears so every event of it can see its profile."""
+    ev = inter.events
+    first_seen = ev.groupby("item_id")["event_timestamp"].min()
+    counts = ev.groupby("item_id").size()
+    items = inter.items[inter.items["item_id"].isin(first_seen.index)]
+    ids = items["item_id"].to_numpy(dtype=np.int64)
+    return pa.table({
+        "item_id": pa.array(ids),
+        "category": pa.array(items["category"].to_numpy(dtype=np.int64)),
+        "attributes": pa.array([list(map(int, a)) for a in items["attributes"]], type=pa.list_(pa.int64())),
+        "popularity": pa.array(counts.reindex(ids).to_numpy(dtype=np.int64)),
+        "event_timestamp": pa.array(timestamps_ns(first_seen.reindex(ids).reset_index(drop=True)) // 1000,
+                                    type=pa.int64()).cast(TS),
+        "created": pa.array([created] * len(ids), type=TS),
+    }, schema=SOURCE_SCHEMAS["item_profile"])
+
+
+def write_sources(cfg: StoreConfig, inter: Interactions) -> dict[str, int]:
+    """Rewrite the offline sources from the whole canonical log (the log is the truth, not the store)."""
+    cfg.source_dir.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(UTC)
+    tables = {"user_history": user_history_table(inter.events, cfg.history_items, created),
+              "item_profile": item_profile_table(inter, created)}
+    for name, table in tables.items():
+        _write_atomic(table, cfg.source(name))
+    if not cfg.source("item_interest").exists():  # written after training; Feast needs the file to exist
+        _write_atomic(SOURCE_SCHEMAS["item_interest"].empty_table(), cfg.source("item_interest"))
+    return {name: table.num_rows for name, table in tables.items()}
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # a reader (serving, a concurrent run) never sees half a file
+
+
+# ---------------------------------------------------------------- registry and materialization
+
+
+def declarations() -> list:
+    """Every Feast object declared in the feature repo, as `feast apply` would collect them."""
+    objects = [v for v in vars(definitions).values() if isinstance(v, Entity | FeatureView | FeatureService)]
+    sources = {fv.batch_source.name: fv.batch_source for fv in objects if isinstance(fv, FeatureView)}
+    return objects + list(sources.values())
+
+
+def apply(cfg: StoreConfig) -> list[str]:
+    store = open_store(cfg)
+    objects = declarations()
+    with _quiet():
+        store.apply(objects)
+    return sorted(o.name for o in objects)
+
+
+def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime | None = None
+                ) -> dict[str, str]:
+    """Offline → online up to ``end`` (now). A view's first run covers its whole source; later runs start
+    at the previous end, so calling this twice writes nothing new the second time."""
+    store = open_store(cfg)
+    end = end or datetime.now(UTC)
+    done = {}
+    for name in views or list(SOURCE_SCHEMAS):
+        view = store.get_feature_view(name)
+        times = pq.read_table(cfg.source(name), columns=["event_timestamp"]).column("event_timestamp")
+        if view.most_recent_end_time is None:
+            if len(times) == 0:
+                done[name] = "empty source, skipped"
+                continue
+            start = times.combine_chunks().to_pandas().min().to_pydatetime() - timedelta(seconds=1)
+            with _quiet():
+                store.materialize(start_date=start, end_date=end, feature_views=[name])
+            done[name] = f"full {start:%Y-%m-%d} → {end:%Y-%m-%d %H:%M}"
+        else:
+            previous = view.most_recent_end_time
+            with _quiet():
+                store.materialize_incremental(end_date=end, feature_views=[name])
+            done[name] = f"incremental {previous:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"
+        log.info("materialized %s: %s", name, done[name])
+    return done
+
+
+# ---------------------------------------------------------------- reads
+
+
+def training_rows(cfg: StoreConfig, events: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join of the training feature service onto every event (one row each, source order)."""
+    store = open_store(cfg)
+    entity_df = events[["user_id", "item_id", "event_timestamp"]].copy()
+    entity_df[ROW_ORDER] = np.arange(len(entity_df))
+    service = store.get_feature_service(TRAINING_SERVICE)
+    with _quiet():
+        rows = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    return rows.sort_values(ROW_ORDER, kind="stable").drop(columns=ROW_ORDER).reset_index(drop=True)
+
+
+def training_interactions(rows: pd.DataFrame, report: IngestReport) -> Interactions:
+    """Training rows → the events/items tables the trainer takes. An item's side information is the
+    latest value any of its events saw; an item whose profile no event could see is unknown (-1, [])."""
+    events = rows[["user_id", "item_id", "event_timestamp"]]
+    seen = rows[rows["category"].notna()].drop_duplicates("item_id", keep="last")
+    items = pd.DataFrame({
+        "item_id": seen["item_id"].to_numpy(dtype=np.int64),
+        "category": seen["category"].to_numpy(dtype=np.int64),
+        "attributes": [[] if a is None else list(map(int, a)) for a in seen["attributes"]],
+    })
+    return build_interactions(events, items, report)
+
+
+def online_history(cfg: StoreConfig, user_ids: list[int], store: FeatureStore | None = None
+                   ) -> dict[int, list[int]]:
+    """Recent item ids per user, oldest first; a user the store has never seen gets an empty list."""
+    store = store or open_store(cfg)
+    if not user_ids:
+        return {}
+    out = store.get_online_features(features=store.get_feature_service(SERVING_SERVICE),
+                                    entity_rows=[{"user_id": int(u)} for u in user_ids]).to_dict()
+    return {int(u): [int(i) for i in (items or [])] for u, items in zip(out["user_id"], out["item_ids"])}
+
+
+def online_item_interest(cfg: StoreConfig, item_ids: list[int]) -> dict[int, list[int] | None]:
+    store = open_store(cfg)
+    out = store.get_online_features(features=["item_interest:interest_code"],
+                                    entity_rows=[{"item_id": int(i)} for i in item_ids]).to_dict()
+    return {int(i): (None if c is None else [int(x) for x in c])
+            for i, c in zip(out["item_id"], out["interest_code"])}
+
+
+# ---------------------------------------------------------------- after training
+
+
+def write_item_interest(cfg: StoreConfig, item_codes: pd.DataFrame, model_version: str) -> int:
+    """Append the production model's item → interest code table and materialize it online."""
+    now = datetime.now(UTC)
+    levels = sorted(c for c in item_codes.columns if c.startswith("code_l"))
+    codes = item_codes[levels].to_numpy(dtype=np.int64)
+    new = pa.table({
+        "item_id": pa.array(item_codes["item_id"].to_numpy(dtype=np.int64)),
+        "interest_code": pa.array([list(map(int, row)) for row in codes], type=pa.list_(pa.int64())),
+        "model_version": pa.array([model_version] * len(codes), type=pa.string()),
+        "event_timestamp": pa.array([now] * len(codes), type=TS),
+        "created": pa.array([now] * len(codes), type=TS),
+    }, schema=SOURCE_SCHEMAS["item_interest"])
+    path = cfg.source("item_interest")
+    old = pq.read_table(path) if path.exists() else SOURCE_SCHEMAS["item_interest"].empty_table()
+    _write_atomic(pa.concat_tables([old.cast(new.schema), new]), path)
+    materialize(cfg, ["item_interest"], end=datetime.now(UTC))  # strictly after the new rows' time
+    return len(codes)

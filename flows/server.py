@@ -1,0 +1,158 @@
+"""A local Prefect server plus the process serving our deployments, in the background, with pid files.
+
+    gemirec up      # or: make prefect-up
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    prefect deployment run train-gemirec/train-gemirec --watch
+    gemirec down    # or: make prefect-down
+
+Everything Prefect keeps (its SQLite database, logs, pid files) lives in the project's ``.prefect/``, so the
+user's own Prefect profile is left alone. Only 127.0.0.1 is bound; analytics are off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.serve import DEPLOYMENT
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER, SERVE = "prefect server", "flows.serve"  # how each process's command line identifies it
+DOMAIN_LOGGERS = "features,model,serving,monitoring"  # shown in Prefect's run logs beside its own
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalPrefect:
+    root: Path = ROOT
+    host: str = "127.0.0.1"
+    port: int = 4200
+    start_timeout_s: float = 180.0  # a busy 2-core machine needs a minute or more for the first start
+
+    @property
+    def home(self) -> Path:
+        return self.root / ".prefect"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api"
+
+    def pid_file(self, name: str) -> Path:
+        return self.home / f"{name}.pid"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_API_HOST": self.host, "PREFECT_SERVER_API_PORT": str(self.port),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_EXTRA_LOGGERS": DOMAIN_LOGGERS,
+                "BENTOML_DO_NOT_TRACK": "True"}
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """The pid is running and is still the process we started (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _read_pid(lp: LocalPrefect, name: str) -> int | None:
+    path = lp.pid_file(name)
+    return int(path.read_text().split()[0]) if path.exists() else None
+
+
+def _start(lp: LocalPrefect, name: str, command: list[str]) -> subprocess.Popen:
+    logfile = open(lp.home / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
+    # a new session makes the child the leader of its own process group, so `down` can stop it with
+    # everything it spawned (uvicorn, flow-run subprocesses) without touching anything else
+    proc = subprocess.Popen(command, cwd=lp.root, env=lp.env(), stdout=logfile, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    lp.pid_file(name).write_text(f"{proc.pid}\n")
+    log.info("started %s (pid %d), log in %s", name, proc.pid, lp.home / f"{name}.log")
+    return proc
+
+
+def _wait_for(url: str, proc: subprocess.Popen, what: str, timeout: float, logfile: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _get(url) == 200:
+            return
+        if proc.poll() is not None:
+            raise ServerError(f"{what} exited with code {proc.returncode}; see {logfile}")
+        time.sleep(1.0)
+    raise ServerError(f"{what} not ready after {timeout:.0f}s; see {logfile}")
+
+
+def up(lp: LocalPrefect | None = None) -> str:
+    """Start the server (unless ours already runs) and the deployment process; return the API url."""
+    lp = lp or LocalPrefect()
+    lp.home.mkdir(parents=True, exist_ok=True)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    server_pid = _read_pid(lp, "server")
+    if server_pid and _alive(server_pid, SERVER):
+        log.info("server already running (pid %d)", server_pid)
+    else:
+        if _get(f"{lp.api_url}/health") is not None:
+            raise ServerError(f"port {lp.port} is taken by another server; stop it or pass another port")
+        server = _start(lp, "server", [prefect, "server", "start", "--host", lp.host,
+                                       "--port", str(lp.port), "--analytics-off"])
+        _wait_for(f"{lp.api_url}/health", server, "prefect server", lp.start_timeout_s, lp.home / "server.log")
+        server_pid = server.pid
+    serve_pid = _read_pid(lp, "serve")
+    if serve_pid and _alive(serve_pid, SERVE):
+        log.info("deployments already served (pid %d)", serve_pid)
+    else:
+        serve = _start(lp, "serve", [sys.executable, "-m", "flows.serve"])
+        _wait_for(f"{lp.api_url}/deployments/name/train-gemirec/{DEPLOYMENT}", serve, "deployment process",
+                  lp.start_timeout_s, lp.home / "serve.log")
+        serve_pid = serve.pid
+    (lp.home / "state.json").write_text(json.dumps({"api_url": lp.api_url, "server_pid": server_pid,
+                                                     "serve_pid": serve_pid}, indent=1))
+    return lp.api_url
+
+
+def down(lp: LocalPrefect | None = None, timeout: float = 30.0) -> list[str]:
+    """Stop the deployment process, then the server: SIGTERM to each process group, SIGKILL if it lingers."""
+    lp = lp or LocalPrefect()
+    stopped = []
+    for name, marker in (("serve", SERVE), ("server", SERVER)):
+        pid = _read_pid(lp, name)
+        if pid and _alive(pid, marker):
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid, marker) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if _alive(pid, marker):
+                _signal_group(pid, signal.SIGKILL)
+            stopped.append(f"{name} (pid {pid})")
+        lp.pid_file(name).unlink(missing_ok=True)
+    return stopped
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)  # our child leads its own group (start_new_session), so pgid == pid
+    except ProcessLookupError:
+        pass

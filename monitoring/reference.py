@@ -1,0 +1,108 @@
+"""Reference distributions: what the model's inputs and outputs look like on validation users at training time.
+
+Monitoring compares serving logs against these tables, so they hold the same quantities a request produces:
+the generated interest codes with their probabilities, the interest codes of recommended and history items,
+history lengths and item-popularity buckets. Written as parquet under ``<model folder>/reference/`` so a
+registered version carries its own reference (the folder's manifest checksums cover only the model files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.config import DataConfig
+from model.saved import LoadedModel
+from model.sequences import SequenceData
+
+log = logging.getLogger(__name__)
+
+REFERENCE_DIR = "reference"
+# Popularity buckets by an item's rank in training popularity: share of the catalogue from the top.
+BUCKET_EDGES = (0.01, 0.05, 0.2, 0.5)
+BUCKET_NAMES = ("top1%", "1-5%", "5-20%", "20-50%", "tail50%")
+
+
+def validation_histories(events: pd.DataFrame, items: pd.DataFrame | None, data_cfg: DataConfig
+                         ) -> list[list[int]]:
+    """Source item ids of validation users' histories (their first 80 %), as the evaluation protocol cuts
+    them: the inputs a served model sees for users it was not trained on."""
+    data = SequenceData.from_frames(events, items, data_cfg)
+    val = data.eval_set(1)
+    return [data.item_ids[np.asarray(h, dtype=np.int64)].tolist() for h in val.full_histories]
+
+
+def code_label(codes) -> str:
+    """One string per code path, e.g. "3" or "3-7" for a two-level dictionary."""
+    return "-".join(str(int(c)) for c in np.atleast_1d(codes))
+
+
+def popularity_buckets(items: pd.DataFrame) -> pd.DataFrame:
+    """item_id → bucket, by rank of training popularity (ties broken by id for reproducibility)."""
+    order = items.sort_values(["popularity", "item_id"], ascending=[False, True], kind="stable")
+    share = (np.arange(len(order)) + 1) / max(len(order), 1)
+    bucket = np.searchsorted(np.asarray(BUCKET_EDGES), share, side="left")
+    return pd.DataFrame({"item_id": order["item_id"].to_numpy(dtype=np.int64),
+                         "bucket": np.asarray(BUCKET_NAMES)[bucket]})
+
+
+def reference_tables(loaded: LoadedModel, histories: list[list[int]], item_codes: pd.DataFrame | None,
+                     n: int = 50, batch: int = 512) -> dict[str, pd.DataFrame]:
+    buckets = popularity_buckets(loaded.items).set_index("item_id")["bucket"]
+    code_table = None if item_codes is None else _item_code_labels(item_codes)
+    interest_rows, item_rows = [], []
+    for start in range(0, len(histories), batch):
+        chunk = histories[start:start + batch]
+        rec = loaded.recommend(chunk, n)
+        for row, history in enumerate(chunk):
+            user = start + row
+            recommended = [int(i) for i in rec.ranked[row] if i >= 0]
+            item_rows.append(pd.DataFrame({"user": user, "role": "recommended",
+                                           "rank": np.arange(len(recommended)), "item_id": recommended}))
+            item_rows.append(pd.DataFrame({"user": user, "role": "history",
+                                           "rank": np.arange(len(history))[::-1], "item_id": history}))
+            if rec.interest_codes is not None:
+                for k, (codes, p) in enumerate(zip(rec.interest_codes[row], rec.interest_probs[row])):
+                    interest_rows.append((user, k, code_label(codes), float(p)))
+    items = pd.concat(item_rows, ignore_index=True) if item_rows else pd.DataFrame(
+        columns=["user", "role", "rank", "item_id"])
+    items["popularity_bucket"] = items["item_id"].map(buckets).fillna("unknown")
+    if code_table is not None:
+        items["interest_code"] = items["item_id"].map(code_table).fillna("unknown")
+    tables = {
+        "items": items,
+        "history_length": pd.DataFrame({"user": np.arange(len(histories)),
+                                        "history_length": [len(h) for h in histories]}),
+        "popularity_buckets": buckets.reset_index(),
+    }
+    if interest_rows:
+        tables["interests"] = pd.DataFrame(interest_rows, columns=["user", "slot", "interest_code", "prob"])
+    return tables
+
+
+def _item_code_labels(codes: pd.DataFrame) -> pd.Series:
+    levels = sorted(c for c in codes.columns if c.startswith("code_l"))
+    labels = ["-".join(map(str, row)) for row in codes[levels].to_numpy(dtype=np.int64)]
+    return pd.Series(labels, index=codes["item_id"].to_numpy(dtype=np.int64))
+
+
+def write_reference(loaded: LoadedModel, histories: list[list[int]], folder: str | Path, n: int = 50) -> Path:
+    """Write the reference tables of the model saved in ``folder`` into ``<folder>/reference/``."""
+    folder = Path(folder)
+    codes_path = folder / "item_codes.parquet"
+    item_codes = pd.read_parquet(codes_path) if codes_path.exists() else None
+    out = folder / REFERENCE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    tables = reference_tables(loaded, histories, item_codes, n)
+    for name, table in tables.items():
+        table.to_parquet(out / f"{name}.parquet", index=False)
+    summary = {"n_users": len(histories), "n": n, "tables": sorted(tables),
+               "bucket_edges": list(BUCKET_EDGES), "bucket_names": list(BUCKET_NAMES),
+               "model": loaded.cfg.model}
+    (out / "reference.json").write_text(json.dumps(summary, indent=1))
+    log.info("reference distributions for %d validation users -> %s", len(histories), out)
+    return out
