@@ -35,6 +35,7 @@ TRAINING_VARIANTS = {
 }
 INFERENCE_VARIANTS = {
     "K=4, mixture + u (default)": {},
+    "chosen on validation": None,
     "K=1": {"K": 1},
     "K=2": {"K": 2},
     "K=8": {"K": 8},
@@ -56,6 +57,7 @@ def trained_model(dataset, data, cfg, force=False):
     if path.exists() and not force:
         saved = torch.load(path, weights_only=True)
         model.load_state_dict(saved["state"])
+        model.after_fit(data)  # re-run the validation choice of inference settings
         return model, saved["meta"]
     start = time.perf_counter()
     result = fit(model, data, cfg, progress=console.is_terminal)
@@ -73,7 +75,14 @@ def trained_model(dataset, data, cfg, force=False):
     return model, meta
 
 
-def evaluate_variant(model, data, base_cfg, changes: dict) -> dict:
+def evaluate_variant(model, data, base_cfg, changes: dict | None) -> dict:
+    if changes is None:  # the settings after_fit chose on validation users
+        sel = model.selected or {}
+        changes = {
+            "K": sel.get("K", 4),
+            "merge": sel.get("merge", "mixture"),
+            "u_share": sel.get("u_share", 0.25),
+        }
     g = {k: v for k, v in changes.items() if k != "K"}
     model.cfg = replace(base_cfg, gemirec=g) if g else base_cfg
     model.K = changes.get("K", base_cfg.multi.n_interests)
@@ -84,6 +93,7 @@ def evaluate_variant(model, data, base_cfg, changes: dict) -> dict:
     }
     out["recovery"] = next_interest_recovery(model, data, 2)
     model.cfg, model.K = base_cfg, base_cfg.multi.n_interests
+    out["settings"] = changes
     return out
 
 

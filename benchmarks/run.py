@@ -92,6 +92,7 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
         "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
         "test_eval_seconds": test_seconds, "test_recall@50_ci95": [lo, hi],
         "history": fit_result.history, "diagnostics": diagnostics,
+        "selected": getattr(model, "selected", None),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ class GemiRecConfig:
     weighted_alpha: float = 1.0
     restrict_family: bool = False
     restart_threshold: float = 0.1  # restart codes used below this share of the mean usage
+    select_on_validation: bool = True  # pick merge, u share and K on validation users after training
     interest_source: str = "generator"  # generator | history (the no-MIPDM ablation) | oracle
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.config import Config
+from model.config import Config, replace
 from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
@@ -96,6 +96,35 @@ class GemiRec(Retriever):
         self.train(was)
         self.refresh_codes()
         self.stage.fill_(1)
+
+    def after_fit(self, data: SequenceData) -> None:
+        """Choose the merge, the share of u and K on validation users (DESIGN §2.4: "chosen on
+        validation data"); test users are never looked at. The choice is kept in `self.cfg`, which is
+        what a saved model folder records."""
+        from model.evaluate import build_index, evaluate  # late: evaluate imports nothing from here
+
+        g = self.cfg.gemirec
+        if not g.select_on_validation or int(self.stage) == 0:
+            return
+        index = build_index(self)
+        val = data.eval_set(1)
+        base_k = self.cfg.multi.n_interests
+        best, choice = -1.0, None
+        for k in (base_k, 2 * base_k):
+            for merge_name in ("mixture", "quota"):
+                for share in (0.25, 0.5):
+                    self.cfg = replace(self.cfg, gemirec={"merge": merge_name, "u_share": share},
+                                       multi={"n_interests": k})
+                    self.K = k
+                    r50 = evaluate(self, data, val, index=index).metrics["recall@50"]
+                    if r50 > best:
+                        best, choice = r50, (k, merge_name, share)
+        k, merge_name, share = choice
+        self.cfg = replace(self.cfg, gemirec={"merge": merge_name, "u_share": share},
+                           multi={"n_interests": k})
+        self.K = k
+        self._logs.update({"selected_K": float(k), "selected_u_share": share, "selected_val_recall@50": best})
+        self.selected = {"K": k, "merge": merge_name, "u_share": share, "val_recall@50": best}
 
     def may_stop(self, epoch: int) -> bool:
         return 0 <= int(self.joint_from) <= epoch

@@ -101,6 +101,9 @@ class Retriever(nn.Module):
     def on_epoch_start(self, epoch: int, data) -> None:
         """Hook for staged schedules (GemiRec's warm-up → k-means → joint)."""
 
+    def after_fit(self, data) -> None:
+        """Hook: called once with the kept weights restored (e.g. to choose inference settings)."""
+
     def on_validation(self, epoch: int, recall50: float) -> None:
         """Hook: the validation Recall@50 measured after `epoch`."""
 

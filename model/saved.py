@@ -57,6 +57,7 @@ def save_model(model, data: SequenceData, cfg: Config, folder: str | Path, metri
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    cfg = getattr(model, "cfg", cfg)  # the model's own config holds settings chosen after training
     (folder / "config.json").write_text(cfg.to_json())
     items = pd.DataFrame({
         "dense_id": np.arange(1, data.n_items + 1, dtype=np.int64),

@@ -168,5 +168,6 @@ def fit(
     if state["best_epoch"] >= 0:
         model.load_state_dict(best_weights)
     model.eval()
+    model.after_fit(data)
     return FitResult(state["best_epoch"], state["best"], state["epoch"], state["elapsed"], stopped,
                      state["history"])
