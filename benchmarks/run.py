@@ -152,12 +152,42 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += _ratios(summary)
     lines += _diagnostics_table(by_label)
     RESULTS.mkdir(parents=True, exist_ok=True)
     md = RESULTS / f"{dataset}.md"
     md.write_text("\n".join(lines) + "\n")
     (RESULTS / f"{dataset}.json").write_text(json.dumps(summary, indent=1))
     return md
+
+
+def _ratios(summary: dict) -> list[str]:
+    """GemiRec against the bars it must clear, as ratios of medians/means from the same campaign."""
+    if "gemirec" not in summary:
+        return []
+    g = summary["gemirec"]
+    out = [""]
+
+    def mean(label, key="recall@50"):
+        vals = [v for v in summary[label]["test"][key] if v is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    multi = [m for m in ("mind", "comirec-sa", "comirec-dr") if m in summary]
+    if multi:
+        best = max(multi, key=mean)
+        out.append(f"- GemiRec R@50 / best multi-interest baseline ({best}): "
+                   f"{mean('gemirec') / mean(best):.3f} (target ≥ 1.10)")
+    others = [m for m in summary if m != "gemirec" and not m.startswith("gemirec")]
+    if others:
+        best_all = max(others, key=mean)
+        out.append(f"- GemiRec R@50 / best of all baselines ({best_all}): "
+                   f"{mean('gemirec') / mean(best_all):.3f} (goal ≥ 1.10)")
+    if "single" in summary:
+        out.append(f"- GemiRec R@50 / single-vector backbone: {mean('gemirec') / mean('single'):.3f}")
+    if "comirec-sa" in summary:
+        ratio = np.median(g["train_seconds"]) / np.median(summary["comirec-sa"]["train_seconds"])
+        out.append(f"- GemiRec train time / ComiRec-SA train time (medians): {ratio:.2f} (target ≤ 2)")
+    return out
 
 
 def _diagnostics_table(by_label: dict[str, list[dict]]) -> list[str]:
