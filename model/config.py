@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 0  # 0 = leave torch's default
     eval_batch_users: int = 1024
+    cut_reps_max: int = 10  # one-cut models: at most this many cuts per user in an epoch
 
 
 @dataclass(frozen=True)

@@ -165,17 +165,18 @@ class SequenceData:
                 targets[row, L - n :] = win[1:]
             yield inputs, targets
 
-    def cut_batches(self, batch_size: int, rng: np.random.Generator):
+    def cut_batches(self, batch_size: int, rng: np.random.Generator, reps_max: int = 10):
         """One random cut per sample (MIND/ComiRec): history (B, L), target (B,).
 
         design choice (not from the paper): an epoch holds as many (history, target) samples as the
         all-positions models see in theirs (Σ_u min(len_u − 1, maxlen)), spread evenly over users, so
-        "epoch", patience and early stopping mean the same amount of data for every model.
+        "epoch", patience and early stopping mean the same amount of data for every model — capped at
+        `reps_max` cuts per user, since on long histories (50 positions a user) one such epoch costs a
+        non-causal model 50 full passes and early stopping would act far too coarsely.
         """
         users = self.users_of(0)
         users = users[self.lengths()[users] >= 2]
-        positions = np.minimum(self.lengths()[users] - 1, self.cfg.maxlen).sum()
-        reps = max(1, int(round(positions / max(len(users), 1))))
+        reps = self._cut_reps(users, reps_max)
         users = np.repeat(users, reps)
         rng.shuffle(users)
         L = self.cfg.maxlen
@@ -191,13 +192,14 @@ class SequenceData:
                 target[row] = seq[cut]
             yield hist, target
 
-    def steps_per_epoch(self, batch_size: int, mode: str) -> int:
+    def _cut_reps(self, users: np.ndarray, reps_max: int) -> int:
+        positions = np.minimum(self.lengths()[users] - 1, self.cfg.maxlen).sum()
+        return int(min(max(1, round(positions / max(len(users), 1))), reps_max))
+
+    def steps_per_epoch(self, batch_size: int, mode: str, reps_max: int = 10) -> int:
         users = self.users_of(0)
         users = users[self.lengths()[users] >= 2]
-        n = len(users)
-        if mode == "cut":
-            positions = np.minimum(self.lengths()[users] - 1, self.cfg.maxlen).sum()
-            n *= max(1, int(round(positions / max(len(users), 1))))
+        n = len(users) * (self._cut_reps(users, reps_max) if mode == "cut" else 1)
         return int(np.ceil(n / batch_size))
 
 

@@ -121,9 +121,9 @@ def fit(
         batches = (
             data.window_batches(t.batch_size, rng)
             if model.train_mode == "positions"
-            else data.cut_batches(t.batch_size, rng)
+            else data.cut_batches(t.batch_size, rng, t.cut_reps_max)
         )
-        n_batches = data.steps_per_epoch(t.batch_size, model.train_mode)
+        n_batches = data.steps_per_epoch(t.batch_size, model.train_mode, t.cut_reps_max)
         losses = []
         bar = tqdm(batches, total=n_batches, desc=f"{cfg.model} epoch {epoch}", disable=not progress,
                    leave=False)
