@@ -46,7 +46,6 @@ SOURCE_SCHEMAS = {
 }
 TRAINING_SERVICE = "gemirec_training_v1"
 SERVING_SERVICE = "gemirec_serving_v1"
-ROW_ORDER = "_row"  # carried through the join so ties in event time keep their source order
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,8 @@ def _quiet():
 
 
 def user_history_table(events: pd.DataFrame, history_items: int, created: datetime) -> pa.Table:
-    """One row per event: the user's last ``history_items`` items up to and including it.
+    """One row per event: the user's last ``history_items`` items up to and including it. ``events`` is
+    canonical (sorted by user, then time), so each user's events are one contiguous run.
 
     Built with index arithmetic on the flat item array, because millions of Python lists would not fit.
     """
@@ -120,12 +120,15 @@ def user_history_table(events: pd.DataFrame, history_items: int, created: dateti
     position = np.arange(n) - start_of_row  # 0-based index of the event within its user
     begin = np.maximum(start_of_row, np.arange(n) - history_items + 1)
     lengths = np.arange(n) + 1 - begin
-    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    if offsets[-1] >= 2**31:  # pyarrow list offsets are int32; logs this size belong in a warehouse store
+        raise ValueError(f"{offsets[-1]:,} history entries exceed one parquet list column; "
+                         "lower history_items or use a scale-out offline store")
     gather = np.repeat(begin, lengths) + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths))
     when = pa.array(times // 1000, type=pa.int64()).cast(TS)
     return pa.table({
         "user_id": pa.array(users),
-        "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat[gather])),
+        "item_ids": pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat[gather])),
         "history_length": pa.array(position + 1),
         "last_event_time": when,
         "event_timestamp": when,
@@ -219,14 +222,24 @@ def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime 
 
 
 def training_rows(cfg: StoreConfig, events: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join of the training feature service onto every event (one row each, source order)."""
+    """Point-in-time join of the training feature service onto every event: one row each, source order.
+
+    Feast 0.67's file (dask) offline store loses entity rows in two cases: rows sharing a join key and
+    timestamp collapse into one (feast-dev/feast#6787; derived timestamps make this common), and a row
+    whose every feature row lies in its future is dropped instead of getting nulls. So the join runs on the
+    distinct (join keys, time) pairs and is merged back onto all events here, nulls included.
+    """
     store = open_store(cfg)
-    entity_df = events[["user_id", "item_id", "event_timestamp"]].copy()
-    entity_df[ROW_ORDER] = np.arange(len(entity_df))
     service = store.get_feature_service(TRAINING_SERVICE)
+    keys = sorted({key for projection in service.feature_view_projections
+                   for key in store.get_feature_view(projection.name).join_keys})
+    on = [*keys, "event_timestamp"]
+    requests = events[on].drop_duplicates(ignore_index=True)
     with _quiet():
-        rows = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    return rows.sort_values(ROW_ORDER, kind="stable").drop(columns=ROW_ORDER).reset_index(drop=True)
+        joined = store.get_historical_features(entity_df=requests, features=service).to_df()
+    joined["event_timestamp"] = joined["event_timestamp"].astype(events["event_timestamp"].dtype)
+    rows = events[["user_id", "item_id", "event_timestamp"]].merge(joined, on=on, how="left", validate="m:1")
+    return rows.reset_index(drop=True)
 
 
 def training_interactions(rows: pd.DataFrame, report: IngestReport) -> Interactions:

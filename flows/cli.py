@@ -129,7 +129,8 @@ def ingest(source: str, out: Path = typer.Option(..., help="output folder for th
                   data_dir)
     inter.save(out)
     r = inter.report
-    console.print(f"{r.n_valid} events, {r.n_users} users, {r.n_items} items, {r.n_malformed} malformed -> {out}")
+    console.print(f"{r.n_valid} events, {r.n_users} users, {r.n_items} items, "
+                  f"{r.n_malformed} malformed -> {out}")
     for ex in r.malformed_examples:
         console.print(f"  malformed: {ex}")
 

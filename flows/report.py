@@ -1,4 +1,4 @@
-"""What a training run shows in Prefect: a markdown summary and the training curve, built from plain values."""
+"""What a training run shows in Prefect: a markdown summary and the training curve, from plain values."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ METRICS = ("recall@20", "recall@50", "ndcg@50", "hit@50", "diversity@50", "novel
 def metrics_markdown(ingest: dict, metrics: dict, gate: dict, tag: str | None, production: str | None,
                      curve: str | None) -> str:
     lines = [f"## train-gemirec: {ingest['source']}", "",
-             f"**data**: {ingest['n_valid']:,} events, {ingest['n_users']:,} users, {ingest['n_items']:,} items; "
-             f"**{ingest['n_malformed']:,} malformed rows skipped**; data hash `{ingest['data_hash'][:12]}`", ""]
+             f"**data**: {ingest['n_valid']:,} events, {ingest['n_users']:,} users, "
+             f"{ingest['n_items']:,} items; **{ingest['n_malformed']:,} malformed rows skipped**; "
+             f"data hash `{ingest['data_hash'][:12]}`", ""]
     for example in ingest.get("malformed_examples", []):
         lines.append(f"- malformed: `{example}`")
     lines += ["", "| metric | validation | test |", "|---|---:|---:|"]

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.serve import DEPLOYMENT
+from flows.train_flow import DOMAIN_LOGGERS
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER, SERVE = "prefect server", "flows.serve"  # how each process's command line identifies it
-DOMAIN_LOGGERS = "features,model,serving,monitoring"  # shown in Prefect's run logs beside its own
 
 
 class ServerError(RuntimeError):
@@ -57,8 +57,8 @@ class LocalPrefect:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url,
                 "PREFECT_SERVER_API_HOST": self.host, "PREFECT_SERVER_API_PORT": str(self.port),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_EXTRA_LOGGERS": DOMAIN_LOGGERS,
-                "BENTOML_DO_NOT_TRACK": "True"}
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "BENTOML_DO_NOT_TRACK": "True",
+                "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(DOMAIN_LOGGERS)}
 
 
 def _get(url: str) -> int | None:
@@ -118,7 +118,8 @@ def up(lp: LocalPrefect | None = None) -> str:
             raise ServerError(f"port {lp.port} is taken by another server; stop it or pass another port")
         server = _start(lp, "server", [prefect, "server", "start", "--host", lp.host,
                                        "--port", str(lp.port), "--analytics-off"])
-        _wait_for(f"{lp.api_url}/health", server, "prefect server", lp.start_timeout_s, lp.home / "server.log")
+        _wait_for(f"{lp.api_url}/health", server, "prefect server", lp.start_timeout_s,
+                  lp.home / "server.log")
         server_pid = server.pid
     serve_pid = _read_pid(lp, "serve")
     if serve_pid and _alive(serve_pid, SERVE):

@@ -10,6 +10,7 @@ folder. Nothing is registered before the model folder is complete and verified.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -22,12 +23,19 @@ from flows import report
 DEFAULT_RUNS = "runs/flows"
 DEFAULT_STORES = "runs/feature_store"  # one Feast store per data source below this
 MIN_USERS = 10  # below this the 8:1:1 user split leaves no validation users
+# Our packages' loggers; PREFECT_LOGGING_EXTRA_LOGGERS (set by `gemirec up`) sends them to the run's log.
+DOMAIN_LOGGERS = ("features", "model", "serving", "monitoring")
 
 
 def _io_error(task, task_run, state) -> bool:
     """Retry only what retrying can fix: a transient read/write failure, not a missing file or bad data."""
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def _not_bad_input(task, task_run, state) -> bool:
+    """Training retries on anything but a ValueError (too little data, a bad setting): those recur."""
+    return not isinstance(state.result(raise_on_failure=False), ValueError)
 
 
 io_task = task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
@@ -78,7 +86,7 @@ def training_set(data_path: str, store_dir: str, online: str, out: str) -> str:
     return out
 
 
-@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=_not_bad_input, cache_policy=NO_CACHE)
 def train(training_path: str, preset: str, model: str, overrides: list[str], run_dir: str,
           lineage: dict) -> str:
     """Train, evaluate and save the model folder; a retry resumes from `<run_dir>/checkpoint`."""
@@ -201,6 +209,9 @@ def train_gemirec(
     `registry_name` says otherwise: the gate only compares models validated on the same users."""
     from model.config import load_config
 
+    for name in DOMAIN_LOGGERS:  # Prefect attaches its handlers to them but leaves them at WARNING
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.INFO)
     overrides = list(overrides or [])
     cfg = load_config(preset, [f"model={model}", *overrides])  # a bad preset or override fails here, first
     run_dir = Path(runs_dir) / f"{runtime.flow_run.name or 'local'}-{str(runtime.flow_run.id)[:8]}"

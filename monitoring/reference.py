@@ -1,4 +1,4 @@
-"""Reference distributions: what the model's inputs and outputs look like on validation users at training time.
+"""Reference distributions: the model's inputs and outputs on validation users, at training time.
 
 Monitoring compares serving logs against these tables, so they hold the same quantities a request produces:
 the generated interest codes with their probabilities, the interest codes of recommended and history items,

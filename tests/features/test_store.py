@@ -23,9 +23,10 @@ def hours(h: float) -> pd.Timestamp:
 
 def interactions():
     events = pd.DataFrame({
-        "user_id": [1, 1, 1, 1, 2, 2, 3],
-        "item_id": [10, 11, 10, 12, 11, 12, 13],
-        "event_timestamp": [hours(1), hours(2), hours(5), hours(6), hours(1), hours(3), hours(2)],
+        # user 4 repeats user 1's (item 11, hour 2): distinct events that must both survive the join
+        "user_id": [1, 1, 1, 1, 2, 2, 3, 4],
+        "item_id": [10, 11, 10, 12, 11, 12, 13, 11],
+        "event_timestamp": [hours(1), hours(2), hours(5), hours(6), hours(1), hours(3), hours(2), hours(2)],
     })
     items = pd.DataFrame({"item_id": [10, 11, 12, 13], "category": [0, 1, 1, 2],
                           "attributes": [[1], [2, 3], [], [4]]})
@@ -58,24 +59,24 @@ def test_feature_row_written_after_an_event_is_invisible_to_it(applied):
     pq.write_table(pa.Table.from_pandas(profile, schema=store.SOURCE_SCHEMAS["item_profile"],
                                         preserve_index=False), cfg.source("item_profile"))
     rows = store.training_rows(cfg, inter.events)
-    assert rows[["user_id", "item_id"]].equals(inter.events[["user_id", "item_id"]])  # source order kept
+    assert rows[["user_id", "item_id"]].equals(inter.events[["user_id", "item_id"]])  # every event, in order
     item10 = rows[rows["item_id"] == 10].set_index("event_timestamp")["category"]
     assert pd.isna(item10[hours(1)])
     assert item10[hours(5)] == 0
-    assert rows.loc[rows["item_id"] == 11, "category"].tolist() == [1, 1]
-    # the trainer's item table takes what the latest event could see
+    assert rows.loc[rows["item_id"] == 11, "category"].tolist() == [1, 1, 1]
+    # the trainer's item table takes what the latest event could see; events pass through unchanged
     trained = store.training_interactions(rows, inter.report)
     assert trained.items.set_index("item_id").loc[10, "category"] == 0
-    assert trained.events.equals(inter.events) or trained.data_hash() == inter.data_hash()
+    assert trained.data_hash() == inter.data_hash()
 
 
 def test_materializing_twice_gives_the_same_online_values(applied):
     cfg, _ = applied
     first_run = store.materialize(cfg)
-    first = store.online_history(cfg, [1, 2, 3])
+    first = store.online_history(cfg, [1, 2, 3, 4])
     second_run = store.materialize(cfg)
-    assert store.online_history(cfg, [1, 2, 3]) == first
-    assert first == {1: [11, 10, 12], 2: [11, 12], 3: [13]}  # the last 3 items, oldest first
+    assert store.online_history(cfg, [1, 2, 3, 4]) == first
+    assert first == {1: [11, 10, 12], 2: [11, 12], 3: [13], 4: [11]}  # the last 3 items, oldest first
     assert first_run["user_history"].startswith("full")
     assert second_run["user_history"].startswith("incremental")
 
@@ -111,8 +112,8 @@ def test_redis_online_store(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        cfg = store.StoreConfig(Path(tmp_path / "store"), online="redis", redis_connection=f"127.0.0.1:{port}",
-                                history_items=3)
+        cfg = store.StoreConfig(Path(tmp_path / "store"), online="redis",
+                                redis_connection=f"127.0.0.1:{port}", history_items=3)
         store.write_sources(cfg, interactions())
         store.apply(cfg)
         store.materialize(cfg)
