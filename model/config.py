@@ -80,7 +80,9 @@ class GemiRecConfig:
     merge: str = "mixture"  # mixture | quota | weighted | max
     u_share: float = 0.25  # mixture/quota: weight of the plain user vector u
     weighted_alpha: float = 1.0
-    restrict_family: bool = False
+    # design choice (not from the paper): interest k retrieves only items of its own level-1 code family,
+    # so the K lists are distinct by construction (u stays unrestricted); validation recall was unchanged
+    restrict_family: bool = True
     restart_threshold: float = 0.1  # restart codes used below this share of the mean usage
     select_on_validation: bool = True  # pick merge, u share and K on validation users after training
     interest_source: str = "generator"  # generator | history (the no-MIPDM ablation) | oracle
