@@ -44,7 +44,7 @@ INFERENCE_VARIANTS = {
     "merge=weighted": {"merge": "weighted"},
     "merge=max": {"merge": "max"},
     "mixture, no u share": {"u_share": 0.0},
-    "restrict to code family": {"restrict_family": True},
+    "no code-family restriction": {"restrict_family": False},
     "no MIPDM (history's top codes)": {"interest_source": "history"},
 }
 

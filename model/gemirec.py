@@ -44,6 +44,7 @@ class GemiRec(Retriever):
         self._logs: dict[str, float] = {}
         self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
         self._gen = torch.Generator().manual_seed(cfg.train.seed)
+        self._pinned_items: np.ndarray | None = None  # see pin_item_matrix
 
     # ---- schedule -----------------------------------------------------------------------------
     def all_item_vectors(self) -> torch.Tensor:
@@ -211,19 +212,21 @@ class GemiRec(Retriever):
         return total
 
     # ---- inference ----------------------------------------------------------------------------
-    def interests(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> u (B, d), codes (B, K, C), probabilities (B, K) renormalised over the K kept."""
+    def interests(self, ids: torch.Tensor, k: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> u (B, d), codes (B, K, C), probabilities (B, K) renormalised over the K kept (K = k or the
+        model's K; serving may ask for fewer or more interests per request)."""
         states = self.backbone.sequence_states(ids)
         u = states[:, -1]
         if self.cfg.gemirec.interest_source == "history":
-            codes, probs = self._history_interests(ids)
+            codes, probs = self._history_interests(ids, k or self.K)
             return u, codes, probs
         e_in = self.dictionary.embed(self.item_codes[ids])
         g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
-        codes, logp = self.generator.beam_search(g, self.K, self.cfg.gemirec.beam)
+        codes, logp = self.generator.beam_search(g, k or self.K, self.cfg.gemirec.beam)
         return u, codes, torch.softmax(logp, -1)
 
-    def _history_interests(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _history_interests(self, ids: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
         """No-MIPDM ablation: the K most frequent codes of the history, weighted by frequency."""
         codes = self.item_codes[ids]  # (B, L, C)
         M, C = self.cfg.gemirec.codebook_size, codes.shape[-1]
@@ -233,14 +236,15 @@ class GemiRec(Retriever):
         n_codes = M**C
         counts = torch.zeros(len(ids), n_codes, device=ids.device)
         counts.scatter_add_(1, flat, (ids > 0).float())
-        k = min(self.K, n_codes)
+        k = min(K, n_codes)
         top, idx = counts.topk(k, dim=1)
         out = torch.stack([(idx // M ** (C - 1 - c)) % M for c in range(C)], -1)
         probs = (top + 1e-3) / (top + 1e-3).sum(1, keepdim=True)
         return out, probs
 
     @torch.no_grad()
-    def recommend(self, histories: np.ndarray, index: ItemIndex, n: int) -> Recommendations:
+    def recommend(self, histories: np.ndarray, index: ItemIndex, n: int, k: int | None = None
+                  ) -> Recommendations:
         was = self.training
         self.eval()
         device = self.item_codes.device
@@ -248,7 +252,8 @@ class GemiRec(Retriever):
         if int(self.stage) == 0:  # warm-up: only the backbone exists yet
             self.train(was)
             return self.backbone.recommend(histories, index, n)
-        u, codes, probs = self.interests(ids)
+        u, codes, probs = self.interests(ids, k)
+        K = codes.shape[1]  # fewer than asked when the dictionary has fewer codes
         q = self.score_space(self.query(u.unsqueeze(1), self.dictionary.embed(codes)))  # (B, K, d)
         u_s = self.score_space(u)
         self.train(was)
@@ -273,13 +278,19 @@ class GemiRec(Retriever):
             lse = lse.reshape(B, Q)
         ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
                        temperature=self.cfg.train.temperature, probs=probs_np, alpha=g.weighted_alpha,
-                       n_interests=self.K, allowed=allowed)
-        return Recommendations(ranked=ranked, per_interest=items[:, : self.K, :n], queries=all_q[:, : self.K],
-                               interest_codes=codes_np, interest_probs=probs_np)
+                       n_interests=K, allowed=allowed)
+        return Recommendations(ranked=ranked, per_interest=items[:, :K, :n], queries=all_q[:, :K],
+                               interest_codes=codes_np, interest_probs=probs_np,
+                               merge_queries=all_q, merge_weights=weights, merge_lse=lse)
 
     def _item_matrix_cache(self) -> np.ndarray:
         # recomputed per call: cheap next to the search, and never stale after a training step
-        return self.item_matrix()
+        return self._pinned_items if self._pinned_items is not None else self.item_matrix()
+
+    def pin_item_matrix(self, matrix: np.ndarray | None) -> None:
+        """Serving: frozen weights, so the (n, d) matrix the mixture merge needs is computed once, not
+        on every request (it costs as much as the rest of a request at 24k items)."""
+        self._pinned_items = matrix
 
     def epoch_logs(self) -> dict[str, float]:
         if int(self.stage) == 1 and self._val is not None:
