@@ -57,6 +57,8 @@ CACHE_VERSION = 2
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
     raw = cfg.to_dict()
     raw["train"].pop("threads")  # how many cores a run used does not change what it computes
+    if not cfg.model.startswith("gemirec"):
+        raw.pop("gemirec")  # GemiRec's settings do not touch the baselines: keep their cached runs valid
     blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": raw, "v": CACHE_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
