@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 SEEDS=${1:-1}
 MODELS=${2:-all}
 PY=${PY:-.venv/bin/python}
-for ds in ml-100k lastfm-s3rec simulator amazon-beauty-s3rec amazon-toys-s3rec amazon-video-sasrec; do
+for ds in ml-100k lastfm-s3rec amazon-beauty-s3rec simulator amazon-video-sasrec amazon-toys-s3rec; do
   "$PY" -m benchmarks.run --dataset "$ds" --models "$MODELS" --seeds "$SEEDS" --threads "${THREADS:-0}"
 done

@@ -41,7 +41,8 @@ def trained_tiny(tmp_path_factory):
 
     inter = load_dataset("simulator-tiny")
     cfg = load_config("tiny", ["model=gemirec", "train.max_epochs=2", "train.threads=1"])
-    return train_model(inter.events, inter.items, cfg, tmp_path_factory.mktemp("served-model"), progress=False).folder
+    out = tmp_path_factory.mktemp("served-model")
+    return train_model(inter.events, inter.items, cfg, out, progress=False).folder
 
 
 @pytest.fixture(scope="session")
@@ -59,5 +60,5 @@ def served(tmp_path_factory, trained_tiny):
     env = {"BENTOML_HOME": str(home), "GEMIREC_REGISTRY_NAME": SERVED_NAME, "GEMIREC_RELOAD_S": "0.3",
            "GEMIREC_LOG_DIR": str(log_dir), "GEMIREC_API_TOKEN": TOKEN}
     with serve(env) as server:
-        yield Served(server.url, {"Authorization": f"Bearer {TOKEN}"}, reg, trained_tiny, version.tag, log_dir,
-                     server)
+        yield Served(server.url, {"Authorization": f"Bearer {TOKEN}"}, reg, trained_tiny, version.tag,
+                     log_dir, server)

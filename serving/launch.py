@@ -1,0 +1,91 @@
+"""Start and stop a real `bentoml serve` of the service on 127.0.0.1 (what the tests and the benchmark drive).
+
+    with serve({"GEMIREC_REGISTRY_NAME": "gemirec-simulator"}) as server:
+        httpx.post(f"{server.url}/recommend", json={"history": [1, 2, 3]})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    output: Path  # the server's stdout + stderr
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.output.read_text(errors="replace").splitlines()[-n:])
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], port: int | None = None, ready_timeout_s: float = 180.0, nice: int = 0
+          ) -> Iterator[Server]:
+    """Run the service in a new process group (its workers included) until the block ends, then stop it."""
+    port = port or free_port()
+    output = Path(tempfile.mkstemp(prefix="gemirec-serve-", suffix=".log")[1])
+    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "OMP_NUM_THREADS": "1", **env}
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:GemiRec", "--host", "127.0.0.1",
+           "--port", str(port)]
+    with open(output, "wb") as sink:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True,
+                                   preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    server = Server(f"http://127.0.0.1:{port}", process, output)
+    try:
+        _wait_ready(server, ready_timeout_s)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_ready(server: Server, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the service exited with {server.process.returncode}:\n{server.tail()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"the service was not ready after {timeout_s:.0f} s:\n{server.tail()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the group (graceful: in-flight requests finish), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -1,0 +1,214 @@
+"""The GemiRec BentoML service: user tower + generator + FAISS index of the production model, one process.
+
+    GEMIREC_REGISTRY_NAME=gemirec-simulator bentoml serve serving.service:GemiRec     # 127.0.0.1:3000
+    curl -s 127.0.0.1:3000/recommend -H 'content-type: application/json' -d '{"history": [12, 40], "n": 10}'
+
+APIs (POST, JSON): /recommend, /interests, /similar_items; GET /health (model version, reload state),
+/livez and /readyz (BentoML's probes; ready once a model is loaded). Settings come from the environment
+(serving/runtime.py ServingConfig): which registry or folder, the Feast store, the response log, the token;
+GEMIREC_WORKERS (processes, default 1) and GEMIREC_ACCESS_LOG=1 (BentoML's per-request access log) here.
+
+Status codes: 200; 401 bad or missing token; 413 body over 1 MiB; 415 not JSON; 422 any invalid request
+(BentoML answers schema violations with 400, the Guard below makes them 422 like every other input error);
+503 no model yet or overloaded. A malformed request never reaches the model, so it cannot cause a 5xx.
+
+Cold start: a user the feature store does not know, an empty history, or a history of only unknown items
+(with "unknown_items": "drop") gets the most popular training items, `cold_start: true` and no interests.
+
+Adaptive batching: concurrent /recommend requests are merged into one model call by BentoML's own
+dispatcher (the CORK algorithm behind `@bentoml.api(batchable=True)`), applied to the model step only, so
+validation, the Feast read and 422s stay per request. GEMIREC_BATCH_MAX=1 turns it off;
+benchmarks/serve_bench.py measures both.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+import anyio  # noqa: E402
+import bentoml  # noqa: E402
+import torch  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from serving.engine import Engine, Prepared, Rejected  # noqa: E402
+from serving.runtime import ModelHolder, ResponseLog, ServingConfig, feast_history_reader  # noqa: E402
+from serving.schemas import (  # noqa: E402
+    InterestsRequest,
+    InterestsResponse,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarItemsRequest,
+    SimilarItemsResponse,
+)
+
+log = logging.getLogger(__name__)
+
+API_ROUTES = frozenset({"/recommend", "/interests", "/similar_items"})
+MAX_BODY = 1 << 20
+CONFIG = ServingConfig.from_env()
+
+
+class Guard:
+    """ASGI middleware in front of the API routes: token, content type and body size are checked before
+    BentoML parses anything, and BentoML's 400 for a schema violation becomes a 422."""
+
+    def __init__(self, app, token: str | None = None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in API_ROUTES:
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.token is not None:
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return await _problem(send, 401, "missing or wrong API token (Authorization: Bearer <token>)")
+        media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media != "application/json":
+            return await _problem(send, 415, f"content type {media!r}: send application/json")
+        body, more = bytearray(), True
+        while more:  # read it all here, bounded, then replay it: a huge body is refused before parsing
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY:
+                return await _problem(send, 413, f"request body over {MAX_BODY} bytes")
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        async def send_422(message):
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                message = {**message, "status": 422}
+            await send(message)
+
+        await self.app(scope, replay, send_422)
+
+
+async def _problem(send, status: int, error: str) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _rejected(e: Rejected) -> JSONResponse:
+    return JSONResponse({"error": e.error, "detail": e.detail}, status_code=e.status)
+
+
+async def health(_: Request) -> JSONResponse:
+    status = bentoml.get_current_service().status()
+    return JSONResponse(status, status_code=200 if status["ready"] else 503)
+
+
+@bentoml.service(
+    http={"host": "127.0.0.1", "port": 3000},  # local by default; expose it on purpose with --host
+    workers=int(os.environ.get("GEMIREC_WORKERS", "1")),
+    traffic={"timeout": 30},
+    # the response log already has every recommendation; a second line per request costs latency
+    logging={"access": {"enabled": os.environ.get("GEMIREC_ACCESS_LOG", "0") == "1"}},
+)
+class GemiRec:
+    def __init__(self) -> None:
+        cfg = CONFIG
+        torch.set_num_threads(cfg.torch_threads)  # one worker = one core: no oversubscription
+        from model.faiss_index import set_threads
+
+        set_threads(cfg.torch_threads)
+        self.holder = ModelHolder(cfg)
+        self.holder.start()
+        self.response_log = ResponseLog(cfg.log_dir, cfg.log_file_mb, cfg.log_files) if cfg.log_dir else None
+        history_of = feast_history_reader(cfg.feature_store) if cfg.feature_store else None
+        self.engine = Engine(self.holder, history_of, self.response_log)
+        self._limiter: anyio.CapacityLimiter | None = None  # one model call at a time per worker
+        self._batched = None
+        if cfg.batch_max > 1:
+            # BentoML's adaptive batcher (the engine of batchable APIs), used in-process on the model step
+            from bentoml._internal.marshal.dispatcher import CorkDispatcher
+
+            self._dispatcher = CorkDispatcher(max_latency_in_ms=cfg.batch_wait_ms,
+                                              max_batch_size=cfg.batch_max, fallback=_overloaded,
+                                              get_batch_size=lambda _: 1)
+            self._batched = self._dispatcher(self._compute)
+
+    def __is_ready__(self) -> bool:
+        return self.holder.current is not None
+
+    def status(self) -> dict:
+        return {**self.holder.status(), "feature_store": str(CONFIG.feature_store or "") or None,
+                "response_log": str(CONFIG.log_dir or "") or None, "batch_max": CONFIG.batch_max,
+                "auth": CONFIG.api_token is not None}
+
+    @bentoml.on_shutdown
+    def _close(self) -> None:
+        self.holder.stop()
+        if self.response_log is not None:
+            self.response_log.close()
+
+    async def _model_thread(self, fn, *args):
+        """Model work runs off the event loop, one call at a time per worker (one core each)."""
+        if self._limiter is None:  # created in the worker's event loop
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def _compute(self, batch) -> list:
+        return await self._model_thread(self.engine.compute, list(batch))
+
+    async def _prepare(self, request: RecommendRequest | InterestsRequest) -> Prepared:
+        if request.history is None:  # the Feast read blocks: off the event loop
+            return await anyio.to_thread.run_sync(self.engine.prepare, request)
+        return self.engine.prepare(request)
+
+    @bentoml.api(route="/recommend")
+    async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
+        """Top-n items for a user (history from the feature store) or an explicit history, each with its
+        score and the generated interest it came from."""
+        try:
+            prepared = await self._prepare(request)
+            if self._batched is not None:
+                computed = await self._batched(prepared)
+            else:
+                computed = (await self._compute([prepared]))[0]
+            return self.engine.answer(prepared, computed)
+        except Rejected as e:
+            return _rejected(e)
+
+    @bentoml.api(route="/interests")
+    async def interests(self, request: InterestsRequest, /) -> InterestsResponse:
+        """The user's generated interests: code path, probability and readable label of each."""
+        try:
+            return await self._model_thread(self.engine.interests, request)
+        except Rejected as e:
+            return _rejected(e)
+
+    @bentoml.api(route="/similar_items")
+    async def similar_items(self, request: SimilarItemsRequest, /) -> SimilarItemsResponse:
+        """Items nearest to one item in the model's scoring space (exact or ANN, as the index is)."""
+        try:
+            return await self._model_thread(self.engine.similar_items, request)
+        except Rejected as e:
+            return _rejected(e)
+
+
+def _overloaded():
+    raise Rejected(503, "overloaded: request waited longer than GEMIREC_BATCH_WAIT_MS")
+
+
+GemiRec.add_asgi_middleware(Guard, token=CONFIG.api_token)
+# mounted at the root, it only sees paths BentoML did not route: GET /health without a redirect
+GemiRec.mount_asgi_app(Starlette(routes=[Route("/health", health, methods=["GET"])]), path="/")
