@@ -1,0 +1,210 @@
+"""The Evidently workspace: project ``gemirec``, its dashboard, one snapshot per monitor run, and the UI.
+
+    python -m monitoring.workspace serve --workspace runs/evidently     # http://127.0.0.1:8000, Ctrl-C stops
+    python -m monitoring.workspace start / stop                        # in the background, with a pid file
+
+The dashboard is declared in code (``PANELS``) and written when the project is created, so every workspace
+shows the same panels; they read values by metric type and labels from all snapshots of the project, which
+is why the drift check puts health figures into stock metrics (see monitoring/drift.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry: off unless the user opts in
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    path: Path = Path("runs/evidently")
+    project: str = "gemirec"
+    host: str = "127.0.0.1"  # never bound to other interfaces: the UI has no authentication
+    port: int = 8000
+    start_timeout_s: float = 120.0  # the first start on a busy 2-core machine takes a while
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / "ui.pid"
+
+
+def _panels() -> list:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel
+
+    def health(name: str, legend: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": f"health_{name}"})
+
+    def drift(column: str) -> PanelMetric:
+        return PanelMetric(legend=column, metric="ValueDrift", metric_labels={"column": column})
+
+    share = health("drift_share", "drift share")
+    return [
+        counter_panel("Drift share, last run", [share], "share of tested columns that drifted", size="half"),
+        counter_panel("Dead codes, last run", [health("dead_codes", "dead codes")],
+                      "known interest codes never generated in the window", size="half"),
+        line_plot_panel("Drift share over time", [share],
+                        "verdict 'drift' at or above the configured threshold"),
+        line_plot_panel("Drift score per column",
+                        [drift(c) for c in ("interest_code", "top_code", "item_code", "popularity_bucket",
+                                            "history_len", "interest_prob")],
+                        "Jensen-Shannon distance (codes, buckets), normed Wasserstein (numbers)"),
+        line_plot_panel("Code-usage entropy", [health("code_entropy", "entropy (bits)")],
+                        "entropy of the generated-interest code histogram", size="half"),
+        line_plot_panel("Top-code concentration", [health("top_share", "top-3 share")],
+                        "share of generated interests on the 3 most used codes", size="half"),
+        bar_plot_panel("Traffic share per interest",
+                       [PanelMetric(legend="{{label}}", metric="UniqueValueCount",
+                                    metric_labels={"column": "via_code", "value_type": "share"})],
+                       "returned items by the interest code that retrieved them (u: user vector)",
+                       stacked=True),
+    ]
+
+
+def open_workspace(cfg: WorkspaceConfig = WorkspaceConfig()):
+    from evidently.ui.workspace import Workspace
+
+    cfg.path.mkdir(parents=True, exist_ok=True)
+    return Workspace(str(cfg.path))
+
+
+def project(cfg: WorkspaceConfig = WorkspaceConfig()):
+    """(workspace, project ``cfg.project``), creating the project and its dashboard on first use."""
+    ws = open_workspace(cfg)
+    found = [p for p in ws.search_project(cfg.project) if p.name == cfg.project]
+    if found:
+        return ws, found[0]
+    proj = ws.create_project(cfg.project, description="GemiRec interest-code drift and interest health")
+    for panel in _panels():
+        proj.dashboard.add_panel(panel)
+    log.info("created Evidently project %s (%s) in %s", cfg.project, proj.id, cfg.path)
+    return ws, proj
+
+
+def add_snapshot(snapshot, cfg: WorkspaceConfig = WorkspaceConfig(), name: str | None = None) -> str:
+    """Add one monitor run's snapshot: an Evidently Snapshot, or a path written by ``save_snapshot``."""
+    from evidently.core.report import Snapshot
+
+    if isinstance(snapshot, str | Path):
+        snapshot = Snapshot.loads(Path(snapshot).read_text())
+    ws, proj = project(cfg)
+    ref = ws.add_run(proj.id, snapshot, include_data=False, name=name)
+    log.info("snapshot %s added to %s/%s", ref.id, cfg.path, cfg.project)
+    return str(ref.id)
+
+
+def save_snapshot(snapshot, path: str | Path) -> Path:
+    """The full serialisation (``Snapshot.dumps``; ``save_json`` writes a summary that cannot be loaded)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(snapshot.dumps())
+    return path
+
+
+def list_snapshots(cfg: WorkspaceConfig = WorkspaceConfig()) -> list[str]:
+    ws, proj = project(cfg)
+    return [str(s) for s in ws.list_runs(proj.id)]
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _ui_pid(cfg: WorkspaceConfig) -> int | None:
+    if not cfg.pid_file.exists():
+        return None
+    pid = int(cfg.pid_file.read_text().split()[0])
+    try:  # still our process? pids get reused
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    return pid if "evidently" in cmdline and " ui" in cmdline else None
+
+
+def start_ui(cfg: WorkspaceConfig = WorkspaceConfig()) -> str:
+    """Start ``evidently ui`` on the workspace in the background (its own process group); return its url."""
+    if _ui_pid(cfg):
+        return cfg.url
+    if _get(cfg.url) is not None:
+        raise RuntimeError(f"{cfg.url} is taken by another server; stop it or choose another port")
+    project(cfg)  # the dashboard exists before anyone opens it
+    command = [str(Path(sys.executable).with_name("evidently")), "ui", "--workspace", str(cfg.path.resolve()),
+               "--host", cfg.host, "--port", str(cfg.port)]
+    logfile = open(cfg.path / "ui.log", "ab")  # noqa: SIM115 (the child keeps it open)
+    proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "DO_NOT_TRACK": "1"}, start_new_session=True)
+    cfg.pid_file.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + cfg.start_timeout_s
+    while _get(cfg.url) != 200:
+        if proc.poll() is not None:
+            raise RuntimeError(f"evidently ui exited with code {proc.returncode}; see {cfg.path / 'ui.log'}")
+        if time.monotonic() > deadline:
+            stop_ui(cfg)
+            raise RuntimeError(f"evidently ui not ready after {cfg.start_timeout_s:.0f}s")
+        time.sleep(0.5)
+    log.info("evidently ui (pid %d) serving %s at %s", proc.pid, cfg.path, cfg.url)
+    return cfg.url
+
+
+def stop_ui(cfg: WorkspaceConfig = WorkspaceConfig(), timeout: float = 15.0) -> bool:
+    """Stop the UI this module started (SIGTERM to its process group, SIGKILL if it lingers)."""
+    pid = _ui_pid(cfg)
+    if pid is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)  # our child leads its own group (start_new_session), so pgid == pid
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout
+            while _ui_pid(cfg) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not _ui_pid(cfg):
+                break
+    cfg.pid_file.unlink(missing_ok=True)
+    return pid is not None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.workspace")
+    parser.add_argument("command", choices=["serve", "start", "stop"])
+    parser.add_argument("--workspace", default=str(WorkspaceConfig.path))
+    parser.add_argument("--port", type=int, default=WorkspaceConfig.port)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = WorkspaceConfig(path=Path(args.workspace), port=args.port)
+    if args.command == "start":
+        start_ui(cfg)
+    elif args.command == "stop":
+        log.info("stopped" if stop_ui(cfg) else "no UI of ours was running")
+    else:
+        start_ui(cfg)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_ui(cfg)
+
+
+if __name__ == "__main__":
+    main()
