@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from prefect import serve
 
+from flows import monitor_flow
 from flows.train_flow import train_gemirec
 
 DEPLOYMENT = "train-gemirec"
 
 
 def deployments() -> list:
-    return [train_gemirec.to_deployment(
-        name=DEPLOYMENT, tags=["gemirec"],
-        description="Train GemiRec on the simulator (default) or your events; gate, register, report.")]
+    # monitor-gemirec is served unscheduled here (run it by hand or give it a schedule in the UI/CLI);
+    # `python -m flows.monitor_flow --serve --cron ...` serves it on a schedule by itself
+    return [
+        train_gemirec.to_deployment(
+            name=DEPLOYMENT, tags=["gemirec"],
+            description="Train GemiRec on the simulator (default) or your events; gate, register, report."),
+        monitor_flow.deployment(),
+    ]
 
 
 def main() -> None:
