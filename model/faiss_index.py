@@ -17,6 +17,7 @@ class ItemIndex:
     def __init__(self, index: faiss.Index, kind: str):
         self.index = index
         self.kind = kind
+        self._vectors: np.ndarray | None = None
 
     @classmethod
     def build(cls, item_vectors: np.ndarray, kind: str = "flat", nlist: int = 0) -> ItemIndex:
@@ -53,6 +54,12 @@ class ItemIndex:
             items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return scores, items
+
+    def vectors(self) -> np.ndarray | None:
+        """The stored (n, d) item vectors of an exact index (read once, then kept); None for ANN kinds."""
+        if self._vectors is None and isinstance(self.index, faiss.IndexFlat):
+            self._vectors = self.index.reconstruct_n(0, self.n_items)
+        return self._vectors
 
     def save(self, path: str | Path) -> None:
         faiss.write_index(self.index, str(path))

@@ -275,7 +275,7 @@ class GemiRec(Retriever):
             allowed = _allowed_fn(family, codes_np[:, :, 0])
         item_matrix = lse = None
         if g.merge == "mixture":
-            item_matrix = self._item_matrix_cache()
+            item_matrix = self._item_matrix_cache(index)
             lse = log_partition(all_q.reshape(B * Q, d), item_matrix, self.cfg.train.temperature)
             lse = lse.reshape(B, Q)
         ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
@@ -285,9 +285,13 @@ class GemiRec(Retriever):
                                interest_codes=codes_np, interest_probs=probs_np,
                                merge_queries=all_q, merge_weights=weights, merge_lse=lse)
 
-    def _item_matrix_cache(self) -> np.ndarray:
-        # recomputed per call: cheap next to the search, and never stale after a training step
-        return self._pinned_items if self._pinned_items is not None else self.item_matrix()
+    def _item_matrix_cache(self, index: ItemIndex) -> np.ndarray:
+        # the exact index already holds these vectors (built from item_matrix() for this very model), so
+        # read them back instead of running the item tower again on every call
+        if self._pinned_items is not None:
+            return self._pinned_items
+        stored = index.vectors()
+        return stored if stored is not None else self.item_matrix()
 
     def pin_item_matrix(self, matrix: np.ndarray | None) -> None:
         """Serving: frozen weights, so the (n, d) matrix the mixture merge needs is computed once, not
