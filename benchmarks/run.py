@@ -52,11 +52,18 @@ TRAINING = {
 
 # Bump when training or evaluation semantics change, so stale cached runs are not mixed into tables.
 CACHE_VERSION = 2
+# config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
+# cached before they existed stay valid
+_LATER_FIELDS = {"train": {"sampling": "native"}}
 
 
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
     raw = cfg.to_dict()
     raw["train"].pop("threads")  # how many cores a run used does not change what it computes
+    for section, fields in _LATER_FIELDS.items():
+        for name, default in fields.items():
+            if raw[section].get(name) == default:
+                raw[section].pop(name)
     if not cfg.model.startswith("gemirec"):
         raw.pop("gemirec")  # GemiRec's settings do not touch the baselines: keep their cached runs valid
     blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": raw, "v": CACHE_VERSION},
@@ -116,6 +123,12 @@ COLUMNS = [
 ]
 
 
+def _training(label: str, rec: dict) -> str:
+    if rec["config"]["train"].get("sampling", "native") == "cut":
+        return "one cut per user/step (forced)"
+    return TRAINING.get(label, rec.get("training", "staged (warm-up, k-means, joint)"))
+
+
 def write_tables(dataset: str, records: list[dict], command: str) -> Path:
     by_label: dict[str, list[dict]] = {}
     for r in records:
@@ -123,7 +136,7 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
     rows, summary = [], {}
     for label, recs in by_label.items():
         recs = sorted(recs, key=lambda r: r["seed"])
-        cells = [label, TRAINING.get(label, recs[0].get("training", "staged (warm-up, k-means, joint)")),
+        cells = [label, _training(label, recs[0]),
                  str(len(recs))]
         for key, _ in COLUMNS:
             cells.append(_fmt([r["test"].get(key) for r in recs]))

@@ -51,6 +51,9 @@ class TrainConfig:
     threads: int = 0  # 0 = leave torch's default
     eval_batch_users: int = 1024
     cut_reps_max: int = 10  # one-cut models: at most this many cuts per user in an epoch
+    # "native" = how each model is meant to train (causal models: all positions; MIND/ComiRec: one cut per
+    # user and step); "cut" forces one-cut sampling, e.g. YouTubeDNN as ComiRec's reference code trains it
+    sampling: str = "native"
 
 
 @dataclass(frozen=True)

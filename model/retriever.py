@@ -63,6 +63,14 @@ class Retriever(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
+        sampling = cfg.train.sampling
+        if sampling != "native":
+            if sampling not in ("positions", "cut"):
+                raise ValueError(f"train.sampling must be native, positions or cut, not {sampling!r}")
+            own = type(self).cut_loss if sampling == "cut" else type(self).positions_loss
+            if own is getattr(Retriever, own.__name__):
+                raise ValueError(f"{type(self).__name__} cannot train with train.sampling={sampling!r}")
+            self.train_mode = sampling
 
     # ---- scoring space ------------------------------------------------------------------------
     def score_space(self, x: torch.Tensor) -> torch.Tensor:

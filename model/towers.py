@@ -172,3 +172,7 @@ class YouTubeDNN(Retriever):
         states = self.prefix_means(inputs)
         real = targets > 0
         return self.softmax_loss(states[real], targets[real], sampler), {}
+
+    def cut_loss(self, history, target, sampler):
+        # only with train.sampling=cut: one cut per user and step, as ComiRec's code trains its DNN baseline
+        return self.softmax_loss(self.queries(history)[:, 0], target, sampler), {}

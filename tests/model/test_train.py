@@ -39,3 +39,19 @@ def test_training_resumes_from_checkpoint(tmp_path, tiny_data, tiny_cfg):
     r2 = fit(m2, tiny_data, cfg2, checkpoint_dir=tmp_path, progress=False)
     assert r2.epochs_run == 3 and len(r2.history) == 3  # epoch 0 came from the checkpoint
     assert r2.history[0]["epoch"] == 0
+
+
+def test_forced_cut_sampling_trains_youtubednn_like_comirec(tiny_data, tiny_cfg):
+    cfg = replace(tiny_cfg, model="youtubednn", train={"sampling": "cut", "max_epochs": 1})
+    seed_everything(0)
+    model = make_model(cfg, tiny_data)
+    assert model.train_mode == "cut"
+    result = fit(model, tiny_data, cfg, progress=False)
+    assert np.isfinite(result.history[-1]["loss"])
+
+
+@pytest.mark.parametrize("name,sampling",
+                         [("single", "cut"), ("comirec-sa", "positions"), ("single", "bogus")])
+def test_sampling_a_model_cannot_train_with_is_refused(name, sampling, tiny_data, tiny_cfg):
+    with pytest.raises(ValueError, match="sampling"):
+        make_model(replace(tiny_cfg, model=name, train={"sampling": sampling}), tiny_data)
