@@ -54,7 +54,8 @@ TRAINING = {
 CACHE_VERSION = 2
 # config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
 # cached before they existed stay valid
-_LATER_FIELDS = {"train": {"sampling": "native"}}
+_LATER_FIELDS = {"train": {"sampling": "native"},
+                 "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096}}
 
 
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
@@ -62,7 +63,7 @@ def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
     raw["train"].pop("threads")  # how many cores a run used does not change what it computes
     for section, fields in _LATER_FIELDS.items():
         for name, default in fields.items():
-            if raw[section].get(name) == default:
+            if section in raw and raw[section].get(name) == default:
                 raw[section].pop(name)
     if not cfg.model.startswith("gemirec"):
         raw.pop("gemirec")  # GemiRec's settings do not touch the baselines: keep their cached runs valid

@@ -86,6 +86,12 @@ class GemiRecConfig:
     # design choice (not from the paper): interest k retrieves only items of its own level-1 code family,
     # so the K lists are distinct by construction (u stays unrestricted); validation recall was unchanged
     restrict_family: bool = True
+    # mixture merge: each query's exact log-partition costs a (queries × catalogue) product; above
+    # partition_exact_max items (and, in training's per-epoch validation, above 2 × partition_sample) it
+    # is estimated from the retrieved top list plus partition_sample random items
+    # (retrieval.log_partition_estimate)
+    partition_exact_max: int = 50_000
+    partition_sample: int = 4096
     restart_threshold: float = 0.1  # restart codes used below this share of the mean usage
     select_on_validation: bool = True  # pick merge, u share and K on validation users after training
     interest_source: str = "generator"  # generator | history (the no-MIPDM ablation) | oracle

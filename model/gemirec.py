@@ -17,7 +17,7 @@ from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
 from model.losses import sampled_softmax_logits
-from model.retrieval import InterestQuery, log_partition, merge
+from model.retrieval import InterestQuery, log_partition, log_partition_estimate, merge
 from model.retriever import Recommendations, Retriever
 from model.sequences import SequenceData
 from model.towers import SingleVector
@@ -45,6 +45,7 @@ class GemiRec(Retriever):
         self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
         self._gen = torch.Generator().manual_seed(cfg.train.seed)
         self._pinned_items: np.ndarray | None = None  # see pin_item_matrix
+        self._in_fit = False  # per-epoch validation may estimate the mixture's partition (see recommend)
 
     # ---- schedule -----------------------------------------------------------------------------
     def all_item_vectors(self) -> torch.Tensor:
@@ -80,6 +81,7 @@ class GemiRec(Retriever):
 
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, data: SequenceData) -> None:
+        self._in_fit = True
         if self._val is None:
             self._val = data.eval_set(1)
         if int(self.joint_from) < 0:
@@ -104,6 +106,7 @@ class GemiRec(Retriever):
         what a saved model folder records."""
         from model.evaluate import build_index, evaluate  # late: evaluate imports nothing from here
 
+        self._in_fit = False
         g = self.cfg.gemirec
         if not g.select_on_validation or int(self.stage) == 0:
             return
@@ -267,6 +270,7 @@ class GemiRec(Retriever):
         fetch = n * 4 if g.restrict_family else n
         scores, items = index.search(all_q.reshape(B * Q, d), fetch)
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
+        searched = scores, items
         codes_np = codes.cpu().numpy()
         allowed = None
         if g.restrict_family:
@@ -276,7 +280,13 @@ class GemiRec(Retriever):
         item_matrix = lse = None
         if g.merge == "mixture":
             item_matrix = self._item_matrix_cache(index)
-            lse = log_partition(all_q.reshape(B * Q, d), item_matrix, self.cfg.train.temperature)
+            tau, flat_q = self.cfg.train.temperature, all_q.reshape(B * Q, d)
+            n_cat = len(item_matrix)
+            if n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample):
+                lse = log_partition_estimate(flat_q, item_matrix, tau, searched[0].reshape(B * Q, fetch),
+                                             searched[1].reshape(B * Q, fetch), g.partition_sample)
+            else:
+                lse = log_partition(flat_q, item_matrix, tau)
             lse = lse.reshape(B, Q)
         ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
                        temperature=self.cfg.train.temperature, probs=probs_np, alpha=g.weighted_alpha,
