@@ -4,6 +4,12 @@ A store is a folder (``StoreConfig.store_dir``) holding a generated ``feature_st
 offline sources under ``data/`` that features/feature_repo/definitions.py points at, the registry and the
 SQLite online store. Nothing here is global, so every test and every dataset gets its own store.
 
+The online store is SQLite unless ``GEMIREC_ONLINE_STORE=redis`` (with ``GEMIREC_REDIS=host:port``, in
+Feast's connection-string form, e.g. ``redis.internal:6379,password=...,ssl=true``) or the config says
+otherwise: a Redis online store is shared by every process and machine that reads features, where
+SQLite is one file on one disk. The environment is read where a StoreConfig is made without those
+fields, so a serving replica picks the switch up without a code path of its own.
+
     cfg = StoreConfig(Path("runs/feature_store/simulator"))
     write_sources(cfg, interactions)   # per-event user histories, item catalogue
     apply(cfg)                         # register the declarations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,13 +53,16 @@ SOURCE_SCHEMAS = {
 }
 TRAINING_SERVICE = "gemirec_training_v1"
 SERVING_SERVICE = "gemirec_serving_v1"
+ONLINE_STORE_ENV = "GEMIREC_ONLINE_STORE"
+REDIS_ENV = "GEMIREC_REDIS"
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     store_dir: Path
-    online: str = "sqlite"  # sqlite | redis (the scale-out path, DESIGN §4)
-    redis_connection: str = "localhost:6379"
+    # sqlite | redis (the scale-out path, DESIGN §4, docs/scaling.md)
+    online: str = field(default_factory=lambda: os.environ.get(ONLINE_STORE_ENV) or "sqlite")
+    redis_connection: str = field(default_factory=lambda: os.environ.get(REDIS_ENV) or "localhost:6379")
     history_items: int = 50  # items kept per user_history row; the long preset's maxlen
     project: str = "gemirec"
 

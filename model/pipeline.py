@@ -11,6 +11,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +20,9 @@ from model.evaluate import build_index, evaluate
 from model.saved import save_model
 from model.sequences import SequenceData
 from model.train import FitResult, fit, make_model, seed_everything
+
+if TYPE_CHECKING:
+    from model.distributed import DataParallel
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,10 @@ class TrainOutcome:
 
 
 def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, out_dir: str | Path,
-                lineage: dict | None = None, progress: bool = True, keep_checkpoint: bool = False
-                ) -> TrainOutcome:
+                lineage: dict | None = None, progress: bool = True, keep_checkpoint: bool = False,
+                parallel: DataParallel | None = None) -> TrainOutcome | None:
+    """`parallel`: this process is one rank of a torchrun job (model/distributed_train.py); only rank 0
+    evaluates and saves, and the other ranks get None."""
     out = Path(out_dir)
     data = SequenceData.from_frames(events, items, cfg.data)
     if data.n_users < 10 or data.n_items < 2:
@@ -43,7 +49,9 @@ def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, o
     seed_everything(cfg.train.seed)
     model = make_model(cfg, data)
     ckpt = out / "checkpoint"
-    result = fit(model, data, cfg, checkpoint_dir=ckpt, progress=progress)
+    result = fit(model, data, cfg, checkpoint_dir=ckpt, progress=progress, parallel=parallel)
+    if parallel is not None and not parallel.is_main:
+        return None
     index = build_index(model)
     metrics = {
         "val": evaluate(model, data, 1, index=index).metrics,

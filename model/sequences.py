@@ -140,16 +140,25 @@ class SequenceData:
         return EvalSet(users[keep_arr], hist[keep_arr], targets, full)
 
     # ---- training batches ---------------------------------------------------------------------
-    def window_batches(self, batch_size: int, rng: np.random.Generator):
+    def training_users(self, mode: str = "positions", reps_max: int = 10) -> np.ndarray:
+        """The users one epoch draws from, unshuffled: training users with a next item to predict,
+        each repeated `_cut_reps` times for one-cut models (see `cut_batches`)."""
+        users = self.users_of(0)
+        users = users[self.lengths()[users] >= 2]
+        return np.repeat(users, self._cut_reps(users, reps_max)) if mode == "cut" else users
+
+    def window_batches(self, batch_size: int, rng: np.random.Generator, order: np.ndarray | None = None):
         """All-positions windows (causal models): inputs (B, L) and next-item targets (B, L).
 
         design choice (not from the paper): each epoch takes one random window of maxlen+1 items per
         training user, so long histories contribute different stretches over epochs instead of
-        always their last maxlen items.
+        always their last maxlen items. `order` replaces the shuffled `training_users()` with a given
+        sequence of users (a data-parallel rank's shard, model/distributed.py).
         """
-        users = self.users_of(0)
-        users = users[self.lengths()[users] >= 2]
-        rng.shuffle(users)
+        users = order
+        if users is None:
+            users = self.training_users()
+            rng.shuffle(users)
         L = self.cfg.maxlen
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
@@ -165,20 +174,21 @@ class SequenceData:
                 targets[row, L - n :] = win[1:]
             yield inputs, targets
 
-    def cut_batches(self, batch_size: int, rng: np.random.Generator, reps_max: int = 10):
+    def cut_batches(self, batch_size: int, rng: np.random.Generator, reps_max: int = 10,
+                    order: np.ndarray | None = None):
         """One random cut per sample (MIND/ComiRec): history (B, L), target (B,).
 
         design choice (not from the paper): an epoch holds as many (history, target) samples as the
         all-positions models see in theirs (Σ_u min(len_u − 1, maxlen)), spread evenly over users, so
         "epoch", patience and early stopping mean the same amount of data for every model — capped at
         `reps_max` cuts per user, since on long histories (50 positions a user) one such epoch costs a
-        non-causal model 50 full passes and early stopping would act far too coarsely.
+        non-causal model 50 full passes and early stopping would act far too coarsely. `order` as in
+        `window_batches`.
         """
-        users = self.users_of(0)
-        users = users[self.lengths()[users] >= 2]
-        reps = self._cut_reps(users, reps_max)
-        users = np.repeat(users, reps)
-        rng.shuffle(users)
+        users = order
+        if users is None:
+            users = self.training_users("cut", reps_max)
+            rng.shuffle(users)
         L = self.cfg.maxlen
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
@@ -197,10 +207,7 @@ class SequenceData:
         return int(min(max(1, round(positions / max(len(users), 1))), reps_max))
 
     def steps_per_epoch(self, batch_size: int, mode: str, reps_max: int = 10) -> int:
-        users = self.users_of(0)
-        users = users[self.lengths()[users] >= 2]
-        n = len(users) * (self._cut_reps(users, reps_max) if mode == "cut" else 1)
-        return int(np.ceil(n / batch_size))
+        return int(np.ceil(len(self.training_users(mode, reps_max)) / batch_size))
 
 
 def _split_users(n_users: int, seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from model.multi_interest import MIND, ComiRecDR, ComiRecSA
 from model.retriever import MostPopular
 from model.sequences import SequenceData
 from model.towers import SingleVector, YouTubeDNN
+
+if TYPE_CHECKING:  # torch.distributed is loaded only by a data-parallel run
+    from model.distributed import DataParallel
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,11 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     on_epoch=None,
+    parallel: DataParallel | None = None,
 ) -> FitResult:
+    """Train `model` in place. With `parallel` (a rank under torchrun, model/distributed.py) each rank
+    trains on its shard of every epoch and rank 0 alone evaluates, keeps, checkpoints and decides;
+    without it (the default) nothing below differs from single-process training."""
     t = cfg.train
     if t.threads > 0:
         torch.set_num_threads(t.threads)
@@ -97,6 +105,9 @@ def fit(
         torch.as_tensor(data.item_popularity(), device=device), t.n_negatives, gen
     )
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    # data-parallel: the DDP-wrapped step all-reduces gradients; the sampler's generator is seeded alike
+    # on every rank, so the ranks' half batches share negatives as one process's whole batch would
+    step_loss = model.step_loss if parallel is None else parallel.wrap(model)
     val_set = data.eval_set(1)
 
     state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad": 0, "history": [], "elapsed": 0.0}
@@ -118,27 +129,41 @@ def fit(
         epoch = state["epoch"]
         model.train()
         model.on_epoch_start(epoch, data)
+        batch_size, order = t.batch_size, None
+        if parallel is not None:  # this rank's shard, at its share of the global batch
+            parallel.sync(model)
+            batch_size = parallel.local_batch_size(t.batch_size)
+            order, rng = parallel.epoch_order(data, model.train_mode, epoch, t.seed, t.cut_reps_max)
         batches = (
-            data.window_batches(t.batch_size, rng)
+            data.window_batches(batch_size, rng, order)
             if model.train_mode == "positions"
-            else data.cut_batches(t.batch_size, rng, t.cut_reps_max)
+            else data.cut_batches(batch_size, rng, t.cut_reps_max, order)
         )
-        n_batches = data.steps_per_epoch(t.batch_size, model.train_mode, t.cut_reps_max)
+        n_batches = (data.steps_per_epoch(t.batch_size, model.train_mode, t.cut_reps_max) if order is None
+                     else int(np.ceil(len(order) / batch_size)))
         losses = []
         bar = tqdm(batches, total=n_batches, desc=f"{cfg.model} epoch {epoch}", disable=not progress,
                    leave=False)
         for batch in bar:
             batch = tuple(torch.as_tensor(b, device=device) for b in batch)
-            loss, parts = model.step_loss(batch, sampler)
+            loss, parts = step_loss(batch, sampler)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        epoch_loss = float(np.mean(losses)) if parallel is None else parallel.mean(losses)
+        if parallel is not None and not parallel.is_main:  # rank 0 evaluates; wait for its decision
+            state["epoch"] = epoch + 1
+            decision = parallel.decide(model)
+            if decision:
+                stopped = decision
+                break
+            continue
         val = evaluate(model, data, val_set, batch_users=t.eval_batch_users)
         r50 = val.metrics["recall@50"]
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "val_recall@50": r50,
+        row = {"epoch": epoch, "loss": epoch_loss, "val_recall@50": r50,
                "val_recall@20": val.metrics["recall@20"], "seconds": time.perf_counter() - start}
         model.on_validation(epoch, r50)
         row.update(model.epoch_logs())
@@ -159,12 +184,18 @@ def fit(
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
                         "best_weights": best_weights, "rng": rng, "gen": gen.get_state()}, tmp)
             tmp.replace(ckpt)  # atomic: a kill mid-write leaves the previous checkpoint intact
+        decision = ""
         if state["bad"] >= t.patience and state["epoch"] >= t.min_epochs and model.may_stop(epoch):
-            stopped = "early_stopping"
+            decision = "early_stopping"
+        elif state["elapsed"] > t.max_time_s:
+            decision = "time_budget"
+        if parallel is not None:
+            parallel.decide(model, decision)
+        if decision:
+            stopped = decision
             break
-        if state["elapsed"] > t.max_time_s:
-            stopped = "time_budget"
-            break
+    if parallel is not None and not parallel.is_main:  # rank 0 holds the kept model and the history
+        return FitResult(-1, float("nan"), state["epoch"], time.perf_counter() - start, stopped)
     if state["best_epoch"] >= 0:
         model.load_state_dict(best_weights)
     model.eval()

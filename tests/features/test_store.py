@@ -1,11 +1,5 @@
 """Feast store: point-in-time training rows, idempotent materialization, online reads (features/store.py)."""
 
-import shutil
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -97,27 +91,3 @@ def test_item_interest_is_written_and_read_back(applied):
     store.write_item_interest(cfg, codes.assign(code_l1=[4, 4]), "gemirec:v2")  # a newer model wins
     assert store.online_item_interest(cfg, [10, 11, 12]) == {10: [4, 0], 11: [4, 1], 12: None}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary installed")
-def test_redis_online_store(tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        cfg = store.StoreConfig(Path(tmp_path / "store"), online="redis",
-                                redis_connection=f"127.0.0.1:{port}", history_items=3)
-        store.write_sources(cfg, interactions())
-        store.apply(cfg)
-        store.materialize(cfg)
-        assert store.online_history(cfg, [2, 999]) == {2: [11, 12], 999: []}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
