@@ -27,7 +27,8 @@ from model.sequences import SequenceData
 from model.train import fit, make_model, seed_everything
 
 TRAINING_VARIANTS = {
-    "base (C=1, M=16)": {},
+    "base (C=1, M=16, W=8)": {},
+    "W=1 (generator on the next interest only)": {"gen_window": 1},
     "C=2 (16×16)": {"n_levels": 2},
     "C=3 (16×16×16)": {"n_levels": 3},
     "M=8": {"codebook_size": 8},

@@ -77,7 +77,11 @@ class GemiRecConfig:
     lambda_mix: float = 1.0  # weight of -log Σ_k p_k p(target | q_k) through the inference path
     mix_positions: int = 512  # positions per step that train through the inference path
     gen_layers: int = 2
-    gen_window: int = 1  # W: train the generator on the codes of the next W items
+    # W: train the generator on the codes of the next W items (weighted 1/w), so that its top-K covers the
+    # near future the evaluation asks for (the last 20 % of a history), not only the next item.
+    # design choice (not from the paper): W = 8 over W = 1 raised validation R@50 on ml-100k
+    # (30.97 -> 32.06) and lastfm-s3rec (16.34 -> 17.06), seed 0; W = 16 was lower (31.21 on ml-100k)
+    gen_window: int = 8
     query_window: int = 1  # also teacher-force MIRM queries on the items 2..W steps ahead
     beam: int = 0  # 0 = K * 4
     merge: str = "mixture"  # mixture | quota | weighted | max
