@@ -142,6 +142,7 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
         for key, _ in COLUMNS:
             cells.append(_fmt([r["test"].get(key) for r in recs]))
         cells.append(_fmt([r["test"].get("interest_cosine") for r in recs], 1.0))
+        cells.append(_fmt([r["val"].get("recall@50") for r in recs]))
         cells.append(f"{np.median([r['train_seconds'] for r in recs]):.0f}")
         cells.append(f"{np.median([r['test_eval_seconds'] for r in recs]):.2f}")
         rows.append(cells)
@@ -154,7 +155,7 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
             "test_eval_seconds": [r["test_eval_seconds"] for r in recs],
             "epochs": [r["epochs"] for r in recs],
         }
-    header = ["model", "training", "seeds"] + [c for _, c in COLUMNS] + ["query cos", "train s",
+    header = ["model", "training", "seeds"] + [c for _, c in COLUMNS] + ["query cos", "val R@50", "train s",
                                                                          "eval s"]
     n_users = records[0]["test_users"] if records else 0
     lines = [
@@ -162,6 +163,8 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
         "",
         f"Made by `{command}` (cached runs under `benchmarks/cache/{dataset}/`).",
         "Metrics in % (mean ± std over seeds); history items are not filtered (ComiRec convention).",
+        "Test users' metrics except `val R@50` (validation users: what early stopping and every choice",
+        "between variants (labels with a suffix) look at).",
         "`train s` and `eval s` are medians over seeds on this machine (2 CPU cores).",
         "",
         "| " + " | ".join(header) + " |",
