@@ -1,12 +1,17 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   – create .venv, install, train GemiRec on the embedded simulator data, show the results
+#   make demo   – create .venv, install, then the whole stack end to end (gemirec demo, flows/demo.py):
+#                 Prefect server + deployments, a train-gemirec run on the embedded simulator, bentoml serve
+#                 of the promoted model, a sample recommendation, a monitor-gemirec run, the Evidently UI;
+#                 all left running on 127.0.0.1
 #   make test   – create .venv, install, run the test suite
+# and `make down` stops everything `make demo` left running.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+START := $(shell date +%s)# when make started: the demo's total time includes the install
 
-.PHONY: demo test lint install clean prefect-up prefect-down
+.PHONY: demo down test lint install clean prefect-up prefect-down
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,11 +22,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@start=$$(date +%s); \
-	$(BIN)/gemirec train --dataset simulator --model gemirec --out runs/demo && \
-	$(BIN)/gemirec explain runs/demo/model && \
-	$(BIN)/gemirec recommend runs/demo/model --history 1,2,3,4,5 --n 10 && \
-	echo "demo finished in $$(( $$(date +%s) - start ))s"
+	$(BIN)/gemirec demo
+	@echo "make demo: $$(( $$(date +%s) - $(START) ))s in all, set-up included"
+
+down:
+	@if [ -x $(BIN)/gemirec ]; then $(BIN)/gemirec down; fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -69,6 +69,10 @@ def _get(url: str) -> int | None:
         return None
 
 
+def healthy(lp: LocalPrefect) -> bool:
+    return _get(f"{lp.api_url}/health") == 200
+
+
 def _alive(pid: int, marker: str) -> bool:
     """The pid is running and is still the process we started (pids get reused)."""
     try:

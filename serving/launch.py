@@ -1,7 +1,10 @@
-"""Start and stop a real `bentoml serve` of the service on 127.0.0.1 (what the tests and the benchmark drive).
+"""Start and stop a real `bentoml serve` of the service on 127.0.0.1.
 
-    with serve({"GEMIREC_REGISTRY_NAME": "gemirec-simulator"}) as server:
+    with serve({"GEMIREC_REGISTRY_NAME": "gemirec-simulator"}) as server:     # tests, the benchmark
         httpx.post(f"{server.url}/recommend", json={"history": [1, 2, 3]})
+
+    url = start_background(env, 3000, Path("runs/serving/service.pid"))    # outlives the caller
+    stop_background(Path("runs/serving/service.pid"))                      # `gemirec down`
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "serving.service:GemiRec"
 
 
 def free_port() -> int:
@@ -49,11 +53,9 @@ def serve(env: dict[str, str], port: int | None = None, ready_timeout_s: float =
     port = port or free_port()
     output = Path(tempfile.mkstemp(prefix="gemirec-serve-", suffix=".log")[1])
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "OMP_NUM_THREADS": "1", **env}
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:GemiRec", "--host", "127.0.0.1",
-           "--port", str(port)]
     with open(output, "wb") as sink:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True,
+        process = subprocess.Popen(_command(port), cwd=ROOT, env=full_env, stdout=sink,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=(lambda: os.nice(nice)) if nice else None)
     server = Server(f"http://127.0.0.1:{port}", process, output)
     try:
@@ -61,6 +63,10 @@ def serve(env: dict[str, str], port: int | None = None, ready_timeout_s: float =
         yield server
     finally:
         _stop(process)
+
+
+def _command(port: int) -> list[str]:
+    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _wait_ready(server: Server, timeout_s: float) -> None:
@@ -89,3 +95,53 @@ def _stop(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- in the background, with a pid file
+
+
+def background_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process still runs and is our service (pids get reused)."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if SERVICE in cmdline else None
+
+
+def start_background(env: dict[str, str], port: int, pid_file: Path, ready_timeout_s: float = 180.0) -> str:
+    """Start the service in its own session so it outlives the caller; return its url once ready.
+    Its output goes to ``<pid_file>.log`` (the name with .log), its pid to ``pid_file``."""
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    output = pid_file.with_suffix(".log")
+    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "OMP_NUM_THREADS": "1", **env}
+    with open(output, "ab") as sink:
+        process = subprocess.Popen(_command(port), cwd=ROOT, env=full_env, stdout=sink,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file.write_text(f"{process.pid}\n")
+    server = Server(f"http://127.0.0.1:{port}", process, output)
+    try:
+        _wait_ready(server, ready_timeout_s)
+    except (RuntimeError, TimeoutError):
+        stop_background(pid_file)
+        raise
+    log.info("bentoml serve (pid %d) at %s, output in %s", process.pid, server.url, output)
+    return server.url
+
+
+def stop_background(pid_file: Path, timeout: float = 20.0) -> int | None:
+    """Stop the service ``start_background`` started (SIGTERM to its group, SIGKILL if it lingers);
+    return its pid, or None when it was not running."""
+    pid = background_pid(pid_file)
+    if pid is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)  # it leads its own group (start_new_session): workers go too
+            deadline = time.monotonic() + timeout
+            while background_pid(pid_file) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not background_pid(pid_file):
+                break
+    pid_file.unlink(missing_ok=True)
+    return pid

@@ -6,6 +6,8 @@ version is loaded, checked (manifest checksums, `model.saved.verify_folder`) and
 path, then published by one reference assignment. A request reads `holder.current` once and keeps that
 snapshot to the end, so in-flight requests finish on the model they started with. A version that fails to
 load (tampered, truncated, missing) is refused: the current model stays, and the failure is in `status()`.
+The served version's own files are watched too: deleted or changed in the store, the copy in memory keeps
+serving and `status()` says so (`store_intact: false`), so a restart would not surprise anyone.
 """
 
 from __future__ import annotations
@@ -164,6 +166,8 @@ class ModelHolder:
         self.last_check: str | None = None
         self.last_error: dict | None = None
         self._failed: tuple[str, float] | None = None  # (tag, pointer mtime) already refused
+        self._files: dict[str, tuple[int, int]] = {}  # the served folder's files at load: (size, mtime)
+        self.store_intact = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._registry = None
@@ -191,7 +195,10 @@ class ModelHolder:
         except (OSError, ValueError, KeyError, TypeError) as e:  # half-written or hand-edited pointer
             self.last_error = {"version": None, "error": f"unreadable {pointer}: {e}", "at": self.last_check}
             return False
-        if (self.current is not None and self.current.version == tag) or self._failed == (tag, mtime):
+        if self.current is not None and self.current.version == tag:
+            self._check_store()
+            return False
+        if self._failed == (tag, mtime):
             return False
         from serving.registry import RegistryError, get
 
@@ -211,6 +218,7 @@ class ModelHolder:
             self._refuse(tag, mtime, f"{type(e).__name__}: {e}")
             return False
         previous = self.current
+        self._files, self.store_intact = _file_stats(Path(folder)), True
         self.current = snap  # the swap: one reference assignment, atomic for every reader
         self.reloads += previous is not None
         self.last_error = None
@@ -218,6 +226,25 @@ class ModelHolder:
         log.info("serving %s (%s) after %.1f s%s", tag, folder, time.perf_counter() - started,
                  f", replacing {previous.version}" if previous else "")
         return True
+
+    def _check_store(self) -> None:
+        """Compare the served version's files in the store with what was loaded (a stat per file, no
+        hashing): a deleted or rewritten version keeps serving from memory, but is reported, once."""
+        snap = self.current
+        now = _file_stats(snap.path)
+        changed = sorted(name for name, stat in self._files.items() if now.get(name) != stat)
+        if not changed:
+            if not self.store_intact:
+                log.info("store entry of %s is back as loaded", snap.version)
+                self.store_intact, self.last_error = True, None
+            return
+        if self.store_intact:
+            what = "is gone" if not snap.path.exists() else f"changed on disk ({', '.join(changed)})"
+            self.store_intact = False
+            self.last_error = {"version": snap.version, "kept": snap.version, "at": _now(),
+                               "error": f"the served version's store entry {what}; still serving the copy "
+                                        f"loaded at {snap.loaded_at}, which a restart could not reload"}
+            log.error("%s", self.last_error["error"])
 
     def _refuse(self, tag: str, mtime: float | None, error: str) -> None:
         self._failed = (tag, mtime)
@@ -256,11 +283,19 @@ class ModelHolder:
             "n_interests": snap.n_interests if snap else None,
             "loaded_at": snap.loaded_at if snap else None,
             "source": source,
+            "store_intact": self.store_intact if snap else None,
             "reloads": self.reloads,
             "reload_every_s": self.config.reload_s if self.config.model_folder is None else 0,
             "last_check": self.last_check,
             "last_error": self.last_error,
         }
+
+
+def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
+    try:
+        return {f.name: (f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file()}
+    except OSError:  # the folder itself is gone
+        return {}
 
 
 def feast_history_reader(store_dir: Path):

@@ -189,6 +189,38 @@ def test_a_tampered_version_is_refused_and_the_current_model_kept(client, catalo
     assert r.status_code == 200 and r.json()["model_version"] == current
 
 
+def _health_when(served, ok, timeout=30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    health = {}
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{served.url}/health").json()
+        if ok(health):
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"health never got there: {health}")
+
+
+def test_the_served_version_keeps_serving_when_its_store_entry_is_corrupted_or_deleted(client, catalogue,
+                                                                                      served):
+    import bentoml
+
+    for fault in ("corrupt", "delete"):
+        version = registry.register(served.registry, served.folder, {"model": "gemirec"}, {})
+        registry.promote(served.registry, version.tag, f"test store fault: {fault}")
+        _health_when(served, lambda h, tag=version.tag: h["model_version"] == tag and h["store_intact"])
+        if fault == "corrupt":
+            with open(version.path / "weights.pt", "ab") as f:
+                f.write(b"bit rot")
+        else:  # what `bentoml models delete <tag>` does
+            bentoml.models.delete(version.tag, _model_store=served.registry.store)
+        health = _health_when(served, lambda h: h["store_intact"] is False)
+        expected = "changed on disk (weights.pt)" if fault == "corrupt" else "is gone"
+        assert expected in health["last_error"]["error"] and health["last_error"]["kept"] == version.tag
+        assert health["ready"] and httpx.get(f"{served.url}/readyz").status_code == 200
+        r = client.post("/recommend", json={"history": known(catalogue), "n": 5})
+        assert r.status_code == 200 and r.json()["model_version"] == version.tag  # from memory
+
+
 # ---------------------------------------------------------------- no server needed
 
 
