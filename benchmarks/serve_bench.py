@@ -187,9 +187,11 @@ def load_test(folder: Path, histories, args, batch_max: int) -> dict:
     return {"batch_max": batch_max, "model_version": tag, "workers": args.workers, "levels": levels}
 
 
-def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, seed: int = 0) -> list[dict]:
-    """Exact vs IVF vs HNSW (model/faiss_index.py defaults) on clustered unit vectors, like trained item
-    embeddings: search time per request (K+1 queries, one thread) and recall@50 against exact."""
+def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, seed: int = 0,
+                    hnsw_max_items: int = 200_000) -> list[dict]:
+    """Exact vs IVF vs HNSW on clustered unit vectors, like trained item embeddings: search time per
+    request (K+1 queries, one thread) and recall@50 against exact, at several search breadths (IVF nprobe,
+    HNSW efSearch), so the speed/recall trade-off is visible rather than one point of it."""
     from model.faiss_index import ItemIndex, set_threads
 
     rng = np.random.default_rng(seed)
@@ -200,23 +202,39 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
         queries = _unit(items[rng.integers(0, n, n_queries)] + 0.3 * _noise(rng, n_queries, dim))
         exact_ids, exact_ms = None, None
         for kind in ("flat", "ivf", "hnsw"):
+            if kind == "hnsw" and n > hnsw_max_items:
+                log.info("%d items: HNSW skipped (its build takes many minutes on 2 cores)", n)
+                continue
             set_threads(os.cpu_count() or 1)  # building may use every core; serving searches on one
             t0 = time.perf_counter()
             index = ItemIndex.build(items, kind)
             build_s = time.perf_counter() - t0
             set_threads(1)
-            index.search(queries[:k_queries], 50)
-            t0 = time.perf_counter()
-            found = [index.search(queries[i:i + k_queries], 50)[1] for i in range(0, n_queries, k_queries)]
-            ms = (time.perf_counter() - t0) * 1000 / len(found)
-            ids = np.concatenate(found)
             if kind == "flat":
-                exact_ids, exact_ms = ids, ms
-            recall = float(np.mean([len(set(a) & set(b)) / 50 for a, b in zip(ids, exact_ids)]))
-            rows.append({"items": n, "index": kind, "build_s": build_s, "search_ms_per_request": ms,
-                         "speedup_vs_exact": exact_ms / ms, "recall@50": recall})
-            log.info("%d items, %s: build %.1f s, %.3f ms per %d queries, recall@50 %.4f", n, kind,
-                     build_s, ms, k_queries, recall)
+                breadths = [0]
+            elif kind == "ivf":
+                nlist = index.index.nlist
+                breadths = sorted({max(1, nlist // d) for d in (64, 32, 16)})
+            else:
+                breadths = [64, 128, 256]
+            for breadth in breadths:
+                index.set_breadth(breadth)
+                index.search(queries[:k_queries], 50)
+                t0 = time.perf_counter()
+                found = [index.search(queries[i:i + k_queries], 50)[1]
+                         for i in range(0, n_queries, k_queries)]
+                ms = (time.perf_counter() - t0) * 1000 / len(found)
+                ids = np.concatenate(found)
+                if kind == "flat":
+                    exact_ids, exact_ms = ids, ms
+                recall = float(np.mean([len(set(a) & set(b)) / 50 for a, b in zip(ids, exact_ids)]))
+                setting = {"flat": "exact", "ivf": f"nprobe {breadth}/{getattr(index.index, 'nlist', 0)}",
+                           "hnsw": f"efSearch {breadth}"}[kind]
+                rows.append({"items": n, "index": kind, "setting": setting, "build_s": build_s,
+                             "search_ms_per_request": ms, "speedup_vs_exact": exact_ms / ms,
+                             "recall@50": recall})
+                log.info("%d items, %s %s: build %.1f s, %.3f ms per %d queries, recall@50 %.4f", n, kind,
+                         setting, build_s, ms, k_queries, recall)
     return rows
 
 
@@ -287,10 +305,10 @@ def report(result: dict) -> str:
         lines += ["## Catalogue: exact vs ANN (synthetic clustered unit vectors, d = 64)", "",
                   f"Search time for one request's {result['k_queries']} queries (K + u) on one thread; "
                   "recall@50 against the exact index.", "",
-                  "| items | index | build s | search ms | speed-up | recall@50 |",
-                  "|---|---|---|---|---|---|"]
+                  "| items | index | search breadth | build s | search ms | speed-up | recall@50 |",
+                  "|---|---|---|---|---|---|---|"]
         for r in result["catalogue"]:
-            lines.append(f"| {r['items']:,} | {r['index']} | {r['build_s']:.1f} "
+            lines.append(f"| {r['items']:,} | {r['index']} | {r.get('setting', '-')} | {r['build_s']:.1f} "
                          f"| {r['search_ms_per_request']:.3f} | {r['speedup_vs_exact']:.1f}× "
                          f"| {r['recall@50']:.4f} |")
         lines.append("")

@@ -1,0 +1,81 @@
+"""One table across datasets: test Recall@50 of every model and GemiRec's ratios to the bars of
+issues 2 and 3, read from the per-dataset tables that `python -m benchmarks.run` writes
+(benchmarks/results/<dataset>.json).
+
+    python -m benchmarks.summary          # writes benchmarks/results/summary.md
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from benchmarks.run import RESULTS
+
+DATASETS = ["ml-100k", "lastfm-s3rec", "simulator", "amazon-beauty-s3rec", "amazon-toys-s3rec",
+            "amazon-video-sasrec"]
+MODELS = ["mostpop", "youtubednn", "single", "mind", "comirec-sa", "comirec-dr", "gemirec"]
+MULTI = ["mind", "comirec-sa", "comirec-dr"]
+LONG = {"ml-100k", "lastfm-s3rec", "simulator"}
+
+
+def _mean(entry: dict, key: str = "recall@50") -> float:
+    vals = [v for v in entry["test"][key] if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _cell(entry: dict | None) -> str:
+    if entry is None:
+        return "–"
+    vals = [100 * v for v in entry["test"]["recall@50"] if v is not None]
+    n = len(vals)
+    return f"{np.mean(vals):.2f}" + (f" ± {np.std(vals):.2f} ({n})" if n > 1 else "")
+
+
+def summary_lines() -> list[str]:
+    lines = ["# Benchmark summary: test Recall@50 (%)", "",
+             "Mean (± std and number of seeds where more than one) over the cached runs of each dataset's",
+             "table (`benchmarks/results/<dataset>.md`, where the other metrics, validation R@50, training",
+             "time and GemiRec's diagnostics are). Made by `python -m benchmarks.summary`.", "",
+             "| dataset | " + " | ".join(MODELS) + " |", "|---|" + "---|" * len(MODELS)]
+    ratios = ["", "GemiRec's ratios (R@50 means; bars from issue 3):", "",
+              "| dataset | / best multi-interest (≥ 1.10) "
+              "| / single vector (≥ 1.00; ≥ 1.05 on long histories) "
+              "| / best of all baselines (goal 1.10) | train time / ComiRec-SA (≤ 2) |",
+              "|---|---|---|---|---|"]
+    for ds in DATASETS:
+        path = RESULTS / f"{ds}.json"
+        if not path.exists():
+            lines.append(f"| {ds} | " + " | ".join("–" for _ in MODELS) + " |")
+            continue
+        table = json.loads(path.read_text())
+        lines.append(f"| {ds} | " + " | ".join(_cell(table.get(m)) for m in MODELS) + " |")
+        g = table.get("gemirec")
+        multi = [m for m in MULTI if m in table]
+        base = [m for m in MODELS[:-1] if m in table]
+        if g is None or not multi:
+            ratios.append(f"| {ds} | – | – | – | – |")
+            continue
+        best_multi = max(multi, key=lambda m: _mean(table[m]))
+        best_all = max(base, key=lambda m: _mean(table[m]))
+        single = _mean(table["single"]) if "single" in table else float("nan")
+        time_ratio = (np.median(g["train_seconds"]) / np.median(table["comirec-sa"]["train_seconds"])
+                      if "comirec-sa" in table else float("nan"))
+        bar = 1.05 if ds in LONG else 1.00
+        ratios.append(
+            f"| {ds} | {_mean(g) / _mean(table[best_multi]):.3f} ({best_multi}) "
+            f"| {_mean(g) / single:.3f} (bar {bar:.2f}) "
+            f"| {_mean(g) / _mean(table[best_all]):.3f} ({best_all}) "
+            f"| {time_ratio:.2f} |")
+    return lines + ratios
+
+
+def main() -> None:
+    out = RESULTS / "summary.md"
+    out.write_text("\n".join(summary_lines()) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
