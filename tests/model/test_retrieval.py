@@ -66,3 +66,17 @@ def test_mixture_scores_are_the_weighted_softmax_probabilities(temperature):
                 assert got[u, j] == -np.inf
             else:
                 assert got[u, j] == pytest.approx(want[u, c - 1], rel=1e-4)
+
+
+def test_ivf_searching_every_list_is_exact_and_breadth_is_clamped():
+    from model.faiss_index import ItemIndex
+
+    q, v = _clustered(4000, 16, 20)
+    exact = ItemIndex.build(v, "flat").search(q, 50)[1]
+    ivf = ItemIndex.build(v, "ivf")
+    ivf.set_breadth(10**6)  # more lists than exist: clamped to all of them
+    assert ivf.index.nprobe == ivf.index.nlist
+    np.testing.assert_array_equal(np.sort(ivf.search(q, 50)[1], 1), np.sort(exact, 1))
+    ivf.set_breadth(1)
+    narrow = ivf.search(q, 50)[1]
+    assert ((narrow >= 1) | (narrow == -1)).all()  # dense ids or empty slots, never the padding id
