@@ -56,6 +56,7 @@ def train(
     out: Path = typer.Option(Path("runs/latest"), help="output folder (model/ inside it)"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. train.lr=0.003"),
     data_dir: Path = typer.Option(None, help="folder of the public datasets (or GEMIREC_DATA_DIR)"),
+    index: str = typer.Option("flat", help="served FAISS index: flat (exact), ivf or hnsw (big catalogues)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train a model, evaluate it on held-out users and save a self-describing model folder."""
@@ -74,7 +75,10 @@ def train(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from e
     lineage = {"source": report.source, "data_hash": inter.data_hash(), "preset": preset}
-    outcome = train_model(inter.events, inter.items, cfg, out, lineage=lineage)
+    if index not in ("flat", "ivf", "hnsw"):
+        console.print(f"[red]error:[/] --index {index!r}: expected flat, ivf or hnsw")
+        raise typer.Exit(2)
+    outcome = train_model(inter.events, inter.items, cfg, out, lineage=lineage, index_kind=index)
     table = Table(title=f"{model} on {events or dataset}")
     table.add_column("metric")
     table.add_column("validation")

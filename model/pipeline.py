@@ -36,7 +36,7 @@ class TrainOutcome:
 
 def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, out_dir: str | Path,
                 lineage: dict | None = None, progress: bool = True, keep_checkpoint: bool = False,
-                parallel: DataParallel | None = None) -> TrainOutcome | None:
+                parallel: DataParallel | None = None, index_kind: str = "flat") -> TrainOutcome | None:
     """`parallel`: this process is one rank of a torchrun job (model/distributed_train.py); only rank 0
     evaluates and saves, and the other ranks get None."""
     out = Path(out_dir)
@@ -60,7 +60,8 @@ def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, o
         "epochs": result.epochs_run,
         "train_seconds": result.seconds,
     }
-    folder = save_model(model, data, cfg, out / "model", metrics=metrics, lineage=lineage)
+    folder = save_model(model, data, cfg, out / "model", metrics=metrics, lineage=lineage,
+                        index_kind=index_kind)
     (out / "history.json").write_text(json.dumps(result.history, indent=1))
     if not keep_checkpoint and ckpt.exists():
         shutil.rmtree(ckpt)

@@ -52,7 +52,9 @@ def code_version() -> str:
 
 
 def save_model(model, data: SequenceData, cfg: Config, folder: str | Path, metrics: dict | None = None,
-               lineage: dict | None = None) -> Path:
+               lineage: dict | None = None, index_kind: str = "flat") -> Path:
+    """`index_kind`: the served FAISS index — flat (exact, the default) or ivf/hnsw for catalogues where
+    exact search is too slow (benchmarks/results/serving-catalogue.md); evaluation is always exact."""
     from model.explain import describe_interests  # late: explain imports this module's loader
 
     folder = Path(folder)
@@ -72,7 +74,7 @@ def save_model(model, data: SequenceData, cfg: Config, folder: str | Path, metri
         pass  # the popularity column is the whole model
     else:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, folder / "weights.pt")
-        ItemIndex.build(model.item_matrix(), "flat").save(folder / "index.faiss")
+        ItemIndex.build(model.item_matrix(), index_kind).save(folder / "index.faiss")
         files += ["weights.pt", "index.faiss"]
     if hasattr(model, "item_codes"):
         codes = model.item_codes[1:].cpu().numpy()

@@ -48,6 +48,7 @@ class ServingConfig:
     batch_max: int = 16  # adaptive batching: largest batch; 1 = off
     batch_wait_ms: int = 5000  # a request waiting longer than this is shed with a 503 (overload only)
     torch_threads: int = 1
+    index_breadth: int = 0  # IVF nprobe / HNSW efSearch of an ANN index in the folder; 0 = as saved
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -68,6 +69,7 @@ class ServingConfig:
             batch_max=int(_env("GEMIREC_BATCH_MAX", "16")),
             batch_wait_ms=int(_env("GEMIREC_BATCH_WAIT_MS", "5000")),
             torch_threads=int(_env("GEMIREC_TORCH_THREADS", "1")),
+            index_breadth=int(_env("GEMIREC_INDEX_BREADTH", "0")),
         )
 
 
@@ -126,9 +128,11 @@ class Snapshot:
         return self.labels.get(key, f"code {'/'.join(map(str, key))}")
 
 
-def build_snapshot(folder: Path, version: str) -> Snapshot:
+def build_snapshot(folder: Path, version: str, index_breadth: int = 0) -> Snapshot:
     """Load, verify and warm up a model folder (raises model.saved.ModelFolderError when it is tampered)."""
     loaded = load_model(folder)
+    if index_breadth > 0 and loaded.index is not None:
+        loaded.index.set_breadth(index_breadth)  # IVF nprobe / HNSW efSearch; the exact index ignores it
     ids = loaded.item_ids.astype(np.int64)
     order = np.argsort(ids, kind="stable")
     pop = loaded.items["popularity"].to_numpy(dtype=np.float64)
@@ -212,7 +216,7 @@ class ModelHolder:
     def _load(self, folder: Path, tag: str, mtime: float | None) -> bool:
         started = time.perf_counter()
         try:
-            snap = build_snapshot(Path(folder), tag)
+            snap = build_snapshot(Path(folder), tag, self.config.index_breadth)
         except Exception as e:  # noqa: BLE001 - any broken version is refused; serving goes on
             log.exception("refused model %s from %s", tag, folder)
             self._refuse(tag, mtime, f"{type(e).__name__}: {e}")

@@ -67,6 +67,23 @@ def test_save_load_round_trip_gives_identical_recommendations(trained, tiny_data
     assert (folder / "interests.json").exists() and (folder / "item_codes.parquet").exists()
 
 
+def test_folder_with_an_ivf_index_serves_and_takes_a_search_breadth(trained, tiny_data, tmp_path):
+    import faiss
+
+    from serving.runtime import build_snapshot
+
+    cfg, model, _ = trained
+    folder = save_model(model, tiny_data, cfg, tmp_path / "m", index_kind="ivf")
+    assert isinstance(load_model(folder).index.index, faiss.IndexIVF)
+    snap = build_snapshot(folder, "v1", index_breadth=10**6)  # clamped to every list: exact answers
+    assert snap.loaded.index.index.nprobe == snap.loaded.index.index.nlist
+    histories = [tiny_data.item_ids[tiny_data.sequence(u)].tolist() for u in range(10)]
+    exact = model.recommend(snap.loaded.histories(histories), build_index(model), 30)
+    got = snap.loaded.recommend(histories, 30)
+    ids = np.concatenate([[-1], tiny_data.item_ids[1:]])
+    assert np.array_equal(got.ranked, ids[exact.ranked])
+
+
 def test_tampered_or_truncated_folder_is_refused(trained, tiny_data, tmp_path):
     cfg, model, _ = trained
     folder = save_model(model, tiny_data, cfg, tmp_path / "m")
