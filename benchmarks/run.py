@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--models", default="all", help="comma list or 'all': " + ",".join(ALL_MODELS))
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..n-1)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="skip seeds below this one (split one campaign over two processes)")
     p.add_argument("--preset", default=None, help="config preset (default: by dataset)")
     p.add_argument("--set", action="append", default=[], help="override, e.g. train.lr=0.003")
     p.add_argument("--device", default="cpu")
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"[bold]{args.dataset}[/]: {data.n_users} users, {data.n_items} items, "
                   f"{len(data.flat)} events (loaded in {time.perf_counter() - t0:.1f}s)")
     for model in models:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             cfg = replace(base, model=model, train={"seed": seed})
             label = model + args.label_suffix
             rec = run_one(args.dataset, data, cfg, label, args.force)

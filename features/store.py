@@ -57,11 +57,16 @@ ONLINE_STORE_ENV = "GEMIREC_ONLINE_STORE"
 REDIS_ENV = "GEMIREC_REDIS"
 
 
+def default_online() -> str:
+    """The online store a StoreConfig gets unless told: GEMIREC_ONLINE_STORE, else SQLite."""
+    return os.environ.get(ONLINE_STORE_ENV) or "sqlite"
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     store_dir: Path
     # sqlite | redis (the scale-out path, DESIGN §4, docs/scaling.md)
-    online: str = field(default_factory=lambda: os.environ.get(ONLINE_STORE_ENV) or "sqlite")
+    online: str = field(default_factory=default_online)
     redis_connection: str = field(default_factory=lambda: os.environ.get(REDIS_ENV) or "localhost:6379")
     history_items: int = 50  # items kept per user_history row; the long preset's maxlen
     project: str = "gemirec"

@@ -14,17 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from flows.serve import DEPLOYMENT
 from flows.train_flow import DOMAIN_LOGGERS
+from local_stack import processes
+from local_stack.processes import http_status
 
 log = logging.getLogger(__name__)
 
@@ -61,39 +60,13 @@ class LocalPrefect:
                 "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(DOMAIN_LOGGERS)}
 
 
-def _get(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def healthy(lp: LocalPrefect) -> bool:
-    return _get(f"{lp.api_url}/health") == 200
-
-
-def _alive(pid: int, marker: str) -> bool:
-    """The pid is running and is still the process we started (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return marker in cmdline
-
-
-def _read_pid(lp: LocalPrefect, name: str) -> int | None:
-    path = lp.pid_file(name)
-    return int(path.read_text().split()[0]) if path.exists() else None
+    return http_status(f"{lp.api_url}/health") == 200
 
 
 def _start(lp: LocalPrefect, name: str, command: list[str]) -> subprocess.Popen:
-    logfile = open(lp.home / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
-    # a new session makes the child the leader of its own process group, so `down` can stop it with
-    # everything it spawned (uvicorn, flow-run subprocesses) without touching anything else
-    proc = subprocess.Popen(command, cwd=lp.root, env=lp.env(), stdout=logfile, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    lp.pid_file(name).write_text(f"{proc.pid}\n")
+    # its own session: `down` stops it with everything it spawned (uvicorn, flow-run subprocesses)
+    proc = processes.start(command, lp.pid_file(name), lp.home / f"{name}.log", env=lp.env(), cwd=lp.root)
     log.info("started %s (pid %d), log in %s", name, proc.pid, lp.home / f"{name}.log")
     return proc
 
@@ -101,7 +74,7 @@ def _start(lp: LocalPrefect, name: str, command: list[str]) -> subprocess.Popen:
 def _wait_for(url: str, proc: subprocess.Popen, what: str, timeout: float, logfile: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _get(url) == 200:
+        if http_status(url) == 200:
             return
         if proc.poll() is not None:
             raise ServerError(f"{what} exited with code {proc.returncode}; see {logfile}")
@@ -114,19 +87,19 @@ def up(lp: LocalPrefect | None = None) -> str:
     lp = lp or LocalPrefect()
     lp.home.mkdir(parents=True, exist_ok=True)
     prefect = str(Path(sys.executable).with_name("prefect"))
-    server_pid = _read_pid(lp, "server")
-    if server_pid and _alive(server_pid, SERVER):
+    server_pid = processes.running_pid(lp.pid_file("server"), SERVER)
+    if server_pid:
         log.info("server already running (pid %d)", server_pid)
     else:
-        if _get(f"{lp.api_url}/health") is not None:
+        if http_status(f"{lp.api_url}/health") is not None:
             raise ServerError(f"port {lp.port} is taken by another server; stop it or pass another port")
         server = _start(lp, "server", [prefect, "server", "start", "--host", lp.host,
                                        "--port", str(lp.port), "--analytics-off"])
         _wait_for(f"{lp.api_url}/health", server, "prefect server", lp.start_timeout_s,
                   lp.home / "server.log")
         server_pid = server.pid
-    serve_pid = _read_pid(lp, "serve")
-    if serve_pid and _alive(serve_pid, SERVE):
+    serve_pid = processes.running_pid(lp.pid_file("serve"), SERVE)
+    if serve_pid:
         log.info("deployments already served (pid %d)", serve_pid)
     else:
         serve = _start(lp, "serve", [sys.executable, "-m", "flows.serve"])
@@ -143,21 +116,7 @@ def down(lp: LocalPrefect | None = None, timeout: float = 30.0) -> list[str]:
     lp = lp or LocalPrefect()
     stopped = []
     for name, marker in (("serve", SERVE), ("server", SERVER)):
-        pid = _read_pid(lp, name)
-        if pid and _alive(pid, marker):
-            _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid, marker) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            if _alive(pid, marker):
-                _signal_group(pid, signal.SIGKILL)
+        pid = processes.stop(lp.pid_file(name), marker, timeout=timeout)
+        if pid is not None:
             stopped.append(f"{name} (pid {pid})")
-        lp.pid_file(name).unlink(missing_ok=True)
     return stopped
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)  # our child leads its own group (start_new_session), so pgid == pid
-    except ProcessLookupError:
-        pass

@@ -15,6 +15,7 @@ import httpx
 
 from flows import server
 from flows.server import ROOT, LocalPrefect
+from local_stack.processes import http_status
 from monitoring.workspace import WorkspaceConfig, start_ui, stop_ui
 from serving import registry
 from serving.launch import background_pid, start_background, stop_background
@@ -93,17 +94,9 @@ def start_service(stack: Stack, env: dict[str, str] | None = None, serving: str 
                 return stack.service_url
             time.sleep(1.0)
         stop_background(stack.service_pid_file)
-    elif _health(stack.service_url) or _port_answers(stack.service_url):
+    elif _health(stack.service_url) or http_status(stack.service_url) is not None:
         raise StackError(f"{stack.service_url} is taken by another server; stop it first")
     return start_background(env, stack.service_port, stack.service_pid_file)
-
-
-def _port_answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
 
 
 def start_monitoring_ui(stack: Stack) -> str:

@@ -198,7 +198,7 @@ def train_gemirec(
     data_dir: str | None = None,
     runs_dir: str = DEFAULT_RUNS,
     stores_dir: str = DEFAULT_STORES,
-    online: str = "sqlite",
+    online: str = "",
     bentoml_home: str | None = None,
     registry_name: str | None = None,
 ) -> dict:
@@ -207,12 +207,14 @@ def train_gemirec(
 
     Versions are registered as BentoML model `gemirec-<source>` (e.g. gemirec-simulator) unless
     `registry_name` says otherwise: the gate only compares models validated on the same users."""
+    from features.store import default_online
     from model.config import load_config
 
     for name in DOMAIN_LOGGERS:  # Prefect attaches its handlers to them but leaves them at WARNING
         if logging.getLogger(name).level == logging.NOTSET:
             logging.getLogger(name).setLevel(logging.INFO)
     overrides = list(overrides or [])
+    online = online or default_online()  # "" = as the service reads it: GEMIREC_ONLINE_STORE, else sqlite
     cfg = load_config(preset, [f"model={model}", *overrides])  # a bad preset or override fails here, first
     run_dir = Path(runs_dir) / f"{runtime.flow_run.name or 'local'}-{str(runtime.flow_run.id)[:8]}"
     slug = source_slug(dataset, events)

@@ -14,15 +14,16 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_stack import processes
+from local_stack.processes import http_status
+
 log = logging.getLogger(__name__)
+UI_MARKERS = ("evidently", " ui")  # how the UI's command line identifies it
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry: off unless the user opts in
 
@@ -122,40 +123,23 @@ def list_snapshots(cfg: WorkspaceConfig = WorkspaceConfig()) -> list[str]:
     return [str(s) for s in ws.list_runs(proj.id)]
 
 
-def _get(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def _ui_pid(cfg: WorkspaceConfig) -> int | None:
-    if not cfg.pid_file.exists():
-        return None
-    pid = int(cfg.pid_file.read_text().split()[0])
-    try:  # still our process? pids get reused
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return None
-    return pid if "evidently" in cmdline and " ui" in cmdline else None
+    return processes.running_pid(cfg.pid_file, *UI_MARKERS)
 
 
 def start_ui(cfg: WorkspaceConfig = WorkspaceConfig()) -> str:
     """Start ``evidently ui`` on the workspace in the background (its own process group); return its url."""
     if _ui_pid(cfg):
         return cfg.url
-    if _get(cfg.url) is not None:
+    if http_status(cfg.url) is not None:
         raise RuntimeError(f"{cfg.url} is taken by another server; stop it or choose another port")
     project(cfg)  # the dashboard exists before anyone opens it
     command = [str(Path(sys.executable).with_name("evidently")), "ui", "--workspace", str(cfg.path.resolve()),
                "--host", cfg.host, "--port", str(cfg.port)]
-    logfile = open(cfg.path / "ui.log", "ab")  # noqa: SIM115 (the child keeps it open)
-    proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "DO_NOT_TRACK": "1"}, start_new_session=True)
-    cfg.pid_file.write_text(f"{proc.pid}\n")
+    proc = processes.start(command, cfg.pid_file, cfg.path / "ui.log",
+                           env={**os.environ, "DO_NOT_TRACK": "1"})
     deadline = time.monotonic() + cfg.start_timeout_s
-    while _get(cfg.url) != 200:
+    while http_status(cfg.url) != 200:
         if proc.poll() is not None:
             raise RuntimeError(f"evidently ui exited with code {proc.returncode}; see {cfg.path / 'ui.log'}")
         if time.monotonic() > deadline:
@@ -168,20 +152,7 @@ def start_ui(cfg: WorkspaceConfig = WorkspaceConfig()) -> str:
 
 def stop_ui(cfg: WorkspaceConfig = WorkspaceConfig(), timeout: float = 15.0) -> bool:
     """Stop the UI this module started (SIGTERM to its process group, SIGKILL if it lingers)."""
-    pid = _ui_pid(cfg)
-    if pid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)  # our child leads its own group (start_new_session), so pgid == pid
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + timeout
-            while _ui_pid(cfg) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not _ui_pid(cfg):
-                break
-    cfg.pid_file.unlink(missing_ok=True)
-    return pid is not None
+    return processes.stop(cfg.pid_file, *UI_MARKERS, timeout=timeout) is not None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from local_stack import processes
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,24 +104,15 @@ def _stop(process: subprocess.Popen) -> None:
 
 def background_pid(pid_file: Path) -> int | None:
     """The pid in ``pid_file`` if that process still runs and is our service (pids get reused)."""
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if SERVICE in cmdline else None
+    return processes.running_pid(pid_file, SERVICE)
 
 
 def start_background(env: dict[str, str], port: int, pid_file: Path, ready_timeout_s: float = 180.0) -> str:
     """Start the service in its own session so it outlives the caller; return its url once ready.
     Its output goes to ``<pid_file>.log`` (the name with .log), its pid to ``pid_file``."""
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
     output = pid_file.with_suffix(".log")
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "OMP_NUM_THREADS": "1", **env}
-    with open(output, "ab") as sink:
-        process = subprocess.Popen(_command(port), cwd=ROOT, env=full_env, stdout=sink,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    pid_file.write_text(f"{process.pid}\n")
+    process = processes.start(_command(port), pid_file, output, env=full_env, cwd=ROOT)
     server = Server(f"http://127.0.0.1:{port}", process, output)
     try:
         _wait_ready(server, ready_timeout_s)
@@ -133,15 +126,4 @@ def start_background(env: dict[str, str], port: int, pid_file: Path, ready_timeo
 def stop_background(pid_file: Path, timeout: float = 20.0) -> int | None:
     """Stop the service ``start_background`` started (SIGTERM to its group, SIGKILL if it lingers);
     return its pid, or None when it was not running."""
-    pid = background_pid(pid_file)
-    if pid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)  # it leads its own group (start_new_session): workers go too
-            deadline = time.monotonic() + timeout
-            while background_pid(pid_file) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not background_pid(pid_file):
-                break
-    pid_file.unlink(missing_ok=True)
-    return pid
+    return processes.stop(pid_file, SERVICE, timeout=timeout)

@@ -22,6 +22,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows import server
+from local_stack import processes
 from serving import registry
 from serving.launch import free_port
 
@@ -60,7 +61,8 @@ def cmdline(pid: int) -> str:
 
 def flow_run_process(lp: server.LocalPrefect) -> int:
     """The process running the flow: `python -m prefect.engine`, a child of the deployment process."""
-    engine = [p for p in children(server._read_pid(lp, "serve")) if "prefect.engine" in cmdline(p)]
+    serve_pid = processes.running_pid(lp.pid_file("serve"), server.SERVE)
+    engine = [p for p in children(serve_pid) if "prefect.engine" in cmdline(p)]
     assert len(engine) == 1, "one flow-run process under the deployment process"
     return engine[0]
 

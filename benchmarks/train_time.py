@@ -1,0 +1,95 @@
+"""Training wall time of GemiRec against ComiRec-SA, run back to back in one process (target: ≤ 2×).
+
+    python -m benchmarks.train_time --dataset ml-100k --threads 1
+
+The campaign's cached timings come from runs made weeks apart under different loads, so their ratio says
+little. Here both models train one after the other, same process, same thread count, same config and
+budget as the benchmark (its preset for the dataset), and the script prints each model's wall time,
+epochs and seconds per epoch, and the ratios. Results are appended to `benchmarks/results/train_time.json`
+and the table `train_time.md` is rebuilt from it; nothing is written to the campaign's cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from benchmarks.run import DATASET_PRESETS, RESULTS
+from features.datasets import load_dataset
+from model.config import load_config, replace
+from model.sequences import SequenceData
+from model.train import fit, make_model, seed_everything
+
+STORE = RESULTS / "train_time.json"
+
+
+def time_model(name: str, base, data: SequenceData, seed: int) -> dict:
+    cfg = replace(base, model=name, train={"seed": seed})
+    seed_everything(seed)
+    model = make_model(cfg, data)
+    start = time.perf_counter()
+    result = fit(model, data, cfg, progress=False)
+    wall = time.perf_counter() - start  # includes GemiRec's after_fit selection on validation users
+    epochs = max(result.epochs_run, 1)
+    per_epoch = [b["seconds"] - a["seconds"] for a, b in zip(result.history, result.history[1:])]
+    return {"model": name, "wall_s": wall, "epochs": result.epochs_run, "stopped": result.stopped,
+            "s_per_epoch": statistics.median(per_epoch) if per_epoch else wall / epochs,
+            "val_recall@50": result.best_val_recall50}
+
+
+def write_table(rows: list[dict]) -> None:
+    lines = ["# Training time: GemiRec against ComiRec-SA, back to back", "",
+             "Made by `python -m benchmarks.train_time --dataset <name> --threads <n>`: both models train",
+             "one after the other in one process with the benchmark's preset and budget (early stopping",
+             "on validation Recall@50). `wall` includes GemiRec's choice of merge/K on validation users.",
+             "Target (issue #3): GemiRec's wall time ≤ 2 × ComiRec-SA's.", "",
+             "| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
+             "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | when |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sa, gr = r["comirec-sa"], r["gemirec"]
+        lines.append(
+            f"| {r['dataset']} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
+            f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
+            f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
+            f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r['created']} |")
+    (RESULTS / "train_time.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for both models")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    preset = DATASET_PRESETS.get(args.dataset, "default")
+    base = load_config(preset, [f"train.threads={args.threads}"])
+    inter = load_dataset(args.dataset, args.data_dir)
+    data = SequenceData.from_frames(inter.events, inter.items, base.data)
+    load_before = float(open("/proc/loadavg").read().split()[0]) if platform.system() == "Linux" else -1.0
+    row = {"dataset": args.dataset, "seed": args.seed, "threads": args.threads, "load_before": load_before,
+           "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    for name in ("comirec-sa", "gemirec"):
+        row[name] = time_model(name, base, data, args.seed)
+        r = row[name]
+        print(f"{args.dataset} {name:>10s}: {r['wall_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}), "
+              f"{r['s_per_epoch']:.1f} s/epoch, val R@50 {100 * r['val_recall@50']:.2f}", flush=True)
+    ratio = row["gemirec"]["wall_s"] / row["comirec-sa"]["wall_s"]
+    per_epoch = row["gemirec"]["s_per_epoch"] / row["comirec-sa"]["s_per_epoch"]
+    print(f"{args.dataset}: GemiRec / ComiRec-SA wall time {ratio:.2f} (target ≤ 2), "
+          f"per epoch {per_epoch:.2f}")
+    rows = json.loads(STORE.read_text()) if STORE.exists() else []
+    rows.append(row)
+    STORE.write_text(json.dumps(rows, indent=1))
+    write_table(rows)
+
+
+if __name__ == "__main__":
+    main()
