@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,8 +25,6 @@ from features.datasets import load_dataset
 from model.config import load_config, replace
 from model.sequences import SequenceData
 from model.train import fit, make_model, seed_everything
-
-STORE = RESULTS / "train_time.json"
 
 
 def time_model(name: str, base, data: SequenceData, seed: int) -> dict:
@@ -42,7 +41,7 @@ def time_model(name: str, base, data: SequenceData, seed: int) -> dict:
             "val_recall@50": result.best_val_recall50}
 
 
-def write_table(rows: list[dict]) -> None:
+def write_table(rows: list[dict], out: Path) -> None:
     lines = ["# Training time: GemiRec against ComiRec-SA, back to back", "",
              "Made by `python -m benchmarks.train_time --dataset <name> --threads <n>`: both models train",
              "one after the other in one process with the benchmark's preset and budget (early stopping",
@@ -58,7 +57,7 @@ def write_table(rows: list[dict]) -> None:
             f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
             f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
             f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r['created']} |")
-    (RESULTS / "train_time.md").write_text("\n".join(lines) + "\n")
+    (out / "train_time.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads for both models")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of train_time.json/.md")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = DATASET_PRESETS.get(args.dataset, "default")
@@ -85,10 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     per_epoch = row["gemirec"]["s_per_epoch"] / row["comirec-sa"]["s_per_epoch"]
     print(f"{args.dataset}: GemiRec / ComiRec-SA wall time {ratio:.2f} (target ≤ 2), "
           f"per epoch {per_epoch:.2f}")
-    rows = json.loads(STORE.read_text()) if STORE.exists() else []
+    store = args.out / "train_time.json"
+    rows = json.loads(store.read_text()) if store.exists() else []
     rows.append(row)
-    STORE.write_text(json.dumps(rows, indent=1))
-    write_table(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(rows, indent=1))
+    write_table(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,16 @@
+import json
+
+from benchmarks import train_time
+
+
+def test_back_to_back_training_time_is_recorded(tmp_path, capsys):
+    train_time.main(["--dataset", "simulator-tiny", "--threads", "1", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "train_time.json").read_text())
+    assert len(rows) == 1
+    row = rows[0]
+    for model in ("comirec-sa", "gemirec"):
+        assert row[model]["wall_s"] > 0 and row[model]["epochs"] >= 1
+        assert 0 <= row[model]["val_recall@50"] <= 1
+    ratio = row["gemirec"]["wall_s"] / row["comirec-sa"]["wall_s"]
+    assert f"**{ratio:.2f}**" in (tmp_path / "train_time.md").read_text()
+    assert "GemiRec / ComiRec-SA wall time" in capsys.readouterr().out
