@@ -103,7 +103,8 @@ def main(argv=None):
     p.add_argument("--dataset", required=True)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--training", default="all", help="comma list of training variants, or 'all'")
+    p.add_argument("--training", default="all",
+                   help="comma list of training variants by first word (base,W=1,C=2,C=3,M=8,M=64), or 'all'")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     base = load_config(
@@ -112,7 +113,12 @@ def main(argv=None):
     inter = load_dataset(args.dataset)
     data = SequenceData.from_frames(inter.events, inter.items, base.data)
     rows = []
+    short = {name.split()[0]: name for name in TRAINING_VARIANTS}
     names = list(TRAINING_VARIANTS) if args.training == "all" else args.training.split(",")
+    unknown = [n for n in names if n not in short and n not in TRAINING_VARIANTS]
+    if unknown:
+        p.error(f"unknown training variant(s) {unknown}; choose from {list(short)}")
+    names = [short.get(n, n) for n in names]
     for tname in names:
         for seed in range(args.seeds):
             cfg = replace(base, gemirec=TRAINING_VARIANTS[tname], train={"seed": seed})

@@ -55,6 +55,7 @@ CACHE_VERSION = 2
 # config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
 # cached before they existed stay valid
 _LATER_FIELDS = {"train": {"sampling": "native"},
+                 "multi": {"routing_grad": "last", "mind_head": "residual"},
                  "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096}}
 
 
@@ -127,7 +128,7 @@ COLUMNS = [
 def _training(label: str, rec: dict) -> str:
     if rec["config"]["train"].get("sampling", "native") == "cut":
         return "one cut per user/step (forced)"
-    return TRAINING.get(label, rec.get("training", "staged (warm-up, k-means, joint)"))
+    return TRAINING.get(rec.get("model", label), "staged (warm-up, k-means, joint)")
 
 
 def write_tables(dataset: str, records: list[dict], command: str) -> Path:

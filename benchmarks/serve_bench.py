@@ -123,7 +123,35 @@ def compute_floor(folder: Path, histories: list[list[int]], n: int, k: int, reps
         engine.compute(batch)
     per_request_in_batch8 = (time.perf_counter() - t0) * 1000 / (8 * max(1, reps // 8))
     return {"compute": percentiles(compute), "in_process_request": percentiles(whole),
-            "compute_per_request_batch8_ms": per_request_in_batch8}
+            "compute_per_request_batch8_ms": per_request_in_batch8,
+            "search_paths": _search_paths(engine, holder, histories, n, k, reps)}
+
+
+def _search_paths(engine, holder, histories, n: int, k: int, reps: int) -> dict | None:
+    """The model step with the serving path (one product for top lists + partitions) against FAISS search
+    + a separate partition (what evaluation runs), interleaved request by request so load drifts hit both
+    alike. Medians in ms, one request and per request in a batch of 8."""
+    from serving.schemas import RecommendRequest
+
+    model = holder.current.loaded.model
+    pinned = getattr(model, "_pinned_items", None)
+    if pinned is None:
+        return None
+    out: dict[str, dict[str, list[float]]] = {"one product": {"1": [], "8": []},
+                                               "faiss + partition": {"1": [], "8": []}}
+    try:
+        for i in range(max(20, reps // 4)):
+            for name, matrix in (("one product", pinned), ("faiss + partition", None)):
+                model.pin_item_matrix(matrix)
+                for size in (1, 8):
+                    batch = [engine.prepare(RecommendRequest(history=histories[(i + j) % len(histories)], n=n,
+                                                             k=k, unknown_items="drop")) for j in range(size)]
+                    t0 = time.perf_counter()
+                    engine.compute(batch)
+                    out[name][str(size)].append((time.perf_counter() - t0) * 1000 / size)
+    finally:
+        model.pin_item_matrix(pinned)
+    return {name: {size: float(np.median(v[5:])) for size, v in d.items()} for name, d in out.items()}
 
 
 async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: int) -> dict:
@@ -289,6 +317,16 @@ def report(result: dict) -> str:
             lines.append(f"| {name} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} |")
         per = floor["compute_per_request_batch8_ms"]
         lines += ["", f"Model step per request inside a batch of 8: {per:.2f} ms.", ""]
+        paths = floor.get("search_paths")
+        if paths:
+            a, b = paths["one product"], paths["faiss + partition"]
+            lines += ["Model step, interleaved A/B (median ms per request): the served path takes the top",
+                      "lists and the mixture's partitions from one (queries × catalogue) product; evaluation",
+                      "runs a FAISS flat search and the partition apart.", "",
+                      "| path | batch of 1 | per request, batch of 8 |", "|---|---|---|",
+                      f"| one product (served) | {a['1']:.2f} | {a['8']:.2f} |",
+                      f"| FAISS search + partition | {b['1']:.2f} | {b['8']:.2f} |",
+                      f"| ratio | {b['1'] / a['1']:.2f}× | {b['8'] / a['8']:.2f}× |", ""]
     for run in result.get("service", []):
         mode = f"adaptive batching (≤ {run['batch_max']})" if run["batch_max"] > 1 else "no batching"
         lines += [f"## Service over HTTP: {mode}, {run['workers']} worker(s)", "",

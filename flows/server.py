@@ -16,7 +16,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +71,10 @@ def _start(lp: LocalPrefect, name: str, command: list[str]) -> subprocess.Popen:
 
 
 def _wait_for(url: str, proc: subprocess.Popen, what: str, timeout: float, logfile: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_status(url) == 200:
-            return
-        if proc.poll() is not None:
-            raise ServerError(f"{what} exited with code {proc.returncode}; see {logfile}")
-        time.sleep(1.0)
-    raise ServerError(f"{what} not ready after {timeout:.0f}s; see {logfile}")
+    try:
+        processes.wait_ready(url, proc, what, timeout, where=lambda: f"; see {logfile}", interval=1.0)
+    except processes.NotReady as err:
+        raise ServerError(str(err)) from err
 
 
 def up(lp: LocalPrefect | None = None) -> str:

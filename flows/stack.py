@@ -94,7 +94,7 @@ def start_service(stack: Stack, env: dict[str, str] | None = None, serving: str 
                 return stack.service_url
             time.sleep(1.0)
         stop_background(stack.service_pid_file)
-    elif _health(stack.service_url) or http_status(stack.service_url) is not None:
+    elif http_status(stack.service_url) is not None:
         raise StackError(f"{stack.service_url} is taken by another server; stop it first")
     return start_background(env, stack.service_port, stack.service_pid_file)
 

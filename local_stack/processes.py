@@ -17,7 +17,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+
+class NotReady(RuntimeError):
+    """A background server exited, or did not answer 200 in time."""
 
 
 def http_status(url: str, timeout: float = 5.0) -> int | None:
@@ -51,6 +56,19 @@ def running_pid(pid_file: Path, *markers: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if alive(pid, *markers) else None
+
+
+def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float,
+               where: Callable[[], str] = lambda: "", interval: float = 0.5) -> None:
+    """Poll `url` until it answers 200; raise NotReady as soon as `proc` exits or `timeout` passes.
+    `where()` is appended to the message (a log path, the log's tail); it runs only on failure."""
+    deadline = time.monotonic() + timeout
+    while http_status(url, timeout=2.0) != 200:
+        if proc.poll() is not None:
+            raise NotReady(f"{what} exited with code {proc.returncode}{where()}")
+        if time.monotonic() > deadline:
+            raise NotReady(f"{what} not ready after {timeout:.0f} s{where()}")
+        time.sleep(interval)
 
 
 def start(command: list[str], pid_file: Path, logfile: Path, env: dict[str, str] | None = None,

@@ -41,7 +41,7 @@ def attribute(rec: Recommendations, item_matrix: np.ndarray, ranked: np.ndarray,
     else:
         key = _merge_keys(rec, s, K, cfg)
         if cfg.gemirec.restrict_family and item_codes is not None and K:
-            # interest k only ever scored items of its own level-1 family (GemiRec._restrict); u all
+            # interest k only ever scored items of its own level-1 family (restrict_to_family); u all
             family = item_codes[np.maximum(ranked, 0), 0]  # (U, N)
             allowed = family[:, None, :] == rec.interest_codes[:, :, 0][:, :, None]  # (U, K, N)
             key[:, :K] = np.where(allowed, key[:, :K], -np.inf)

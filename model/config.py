@@ -61,6 +61,10 @@ class MultiInterestConfig:
     n_interests: int = 4  # K
     routing_iters: int = 3  # MIND / ComiRec-DR
     sa_hidden: int = 256  # ComiRec-SA attention width (4·d in the paper)
+    # routing variants, for finding out why MIND trails YouTubeDNN here (benchmarks/results/mind-study.md):
+    # "last" backpropagates through the last routing iteration only (ComiRec's code), "all" through every one
+    routing_grad: str = "last"
+    mind_head: str = "residual"  # MIND's ReLU layer on the capsules: residual | mlp (no skip) | none
 
 
 @dataclass(frozen=True)

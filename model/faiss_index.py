@@ -45,6 +45,10 @@ class ItemIndex:
         return cls(index, kind)
 
     @property
+    def exact(self) -> bool:
+        return isinstance(self.index, faiss.IndexFlat)
+
+    @property
     def n_items(self) -> int:
         return self.index.ntotal
 

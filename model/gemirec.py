@@ -17,7 +17,15 @@ from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
 from model.losses import sampled_softmax_logits
-from model.retrieval import InterestQuery, log_partition, log_partition_estimate, merge
+from model.retrieval import (
+    InterestQuery,
+    allowed_in_family,
+    exact_search_with_partition,
+    log_partition,
+    log_partition_estimate,
+    merge,
+    restrict_to_family,
+)
 from model.retriever import Recommendations, Retriever
 from model.sequences import SequenceData
 from model.towers import SingleVector
@@ -268,17 +276,25 @@ class GemiRec(Retriever):
         weights = np.concatenate([(1 - g.u_share) * probs_np, np.full((len(ids), 1), g.u_share)], 1)
         B, Q, d = all_q.shape
         fetch = n * 4 if g.restrict_family else n
-        scores, items = index.search(all_q.reshape(B * Q, d), fetch)
+        item_matrix = lse = None
+        fused = (self._pinned_items is not None and index.exact and g.merge == "mixture"
+                 and len(self._pinned_items) <= g.partition_exact_max)
+        if fused:  # serving, exact index: one product gives the top lists and the partitions
+            item_matrix = self._pinned_items
+            scores, items, lse = exact_search_with_partition(all_q.reshape(B * Q, d), item_matrix, fetch,
+                                                             self.cfg.train.temperature)
+            lse = lse.reshape(B, Q)
+        else:
+            scores, items = index.search(all_q.reshape(B * Q, d), fetch)
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
         searched = scores, items
         codes_np = codes.cpu().numpy()
         allowed = None
         if g.restrict_family:
             family = self.item_codes[:, 0].cpu().numpy()
-            scores, items = _restrict(scores, items, family, codes_np[:, :, 0], n)
-            allowed = _allowed_fn(family, codes_np[:, :, 0])
-        item_matrix = lse = None
-        if g.merge == "mixture":
+            scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
+            allowed = allowed_in_family(family, codes_np[:, :, 0])
+        if g.merge == "mixture" and not fused:
             item_matrix = self._item_matrix_cache(index)
             tau, flat_q = self.cfg.train.temperature, all_q.reshape(B * Q, d)
             n_cat = len(item_matrix)
@@ -312,28 +328,6 @@ class GemiRec(Retriever):
         if int(self.stage) == 1 and self._val is not None:
             self._logs.update(interest_diagnostics(self, self._val, max_users=1000))
         return dict(self._logs)
-
-
-def _restrict(scores, items, family, interest_family, n):
-    """Keep, for interest k, only items whose level-1 code equals the interest's (u is unrestricted)."""
-    K = interest_family.shape[1]
-    fam = np.where(items >= 0, family[np.maximum(items, 0)], -1)
-    ok = np.ones_like(items, dtype=bool)
-    ok[:, :K] = fam[:, :K] == interest_family[:, :, None]
-    s = np.where(ok, scores, -np.inf)
-    order = np.argsort(-s, axis=2, kind="stable")[:, :, :n]
-    s = np.take_along_axis(s, order, 2)
-    it = np.where(np.isfinite(s), np.take_along_axis(items, order, 2), -1)
-    return s, it
-
-
-def _allowed_fn(family, interest_family):
-    def allowed(cand):  # cand (U, P) -> (U, K+1, P)
-        fam = family[np.maximum(cand, 0)]
-        ok_k = fam[:, None, :] == interest_family[:, :, None]
-        return np.concatenate([ok_k, np.ones_like(ok_k[:, :1])], 1)
-
-    return allowed
 
 
 @torch.no_grad()

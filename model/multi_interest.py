@@ -63,6 +63,11 @@ class _Routing(_MultiInterest):
 
     init_random = False
 
+    def __init__(self, cfg: Config, n_items: int, attributes: torch.Tensor | None, n_attr: int):
+        super().__init__(cfg, n_items, attributes, n_attr)
+        if cfg.multi.routing_grad not in ("last", "all"):
+            raise ValueError(f"multi.routing_grad must be last or all, not {cfg.multi.routing_grad!r}")
+
     def route(self, u_hat: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """u_hat (B, K, L, d) predictions of each item for each interest -> (B, K, d) capsules."""
         B, K, L, _ = u_hat.shape
@@ -71,7 +76,8 @@ class _Routing(_MultiInterest):
             logits = self.b_init[None, :, -L:].expand(B, K, L)
         else:
             logits = torch.zeros(B, K, L, device=ids.device)
-        u_det = u_hat.detach()  # gradients flow only through the last iteration (ComiRec's code)
+        # ComiRec's code lets gradients flow only through the last iteration; routing_grad="all" keeps them
+        u_det = u_hat if self.cfg.multi.routing_grad == "all" else u_hat.detach()
         for it in range(self.cfg.multi.routing_iters):
             w = torch.softmax(logits, dim=1) * real  # each item spreads over interests
             last = it == self.cfg.multi.routing_iters - 1
@@ -92,11 +98,18 @@ class MIND(_Routing):
         d = cfg.backbone.dim
         self.S = nn.Linear(d, d, bias=False)
         self.register_buffer("b_init", torch.randn(self.K, cfg.data.maxlen))
+        self.head = cfg.multi.mind_head
+        if self.head not in ("residual", "mlp", "none"):
+            raise ValueError(f"multi.mind_head must be residual, mlp or none, not {self.head!r}")
         self.out = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Linear(4 * d, d))
 
     def queries(self, ids: torch.Tensor) -> torch.Tensor:
         u = self.S(self.items(ids))  # (B, L, d)
         caps = self.route(u[:, None].expand(-1, self.K, -1, -1), ids)
+        if self.head == "none":
+            return caps
+        if self.head == "mlp":
+            return self.out(caps)
         return caps + self.out(caps)  # residual keeps the capsule direction (design choice)
 
 

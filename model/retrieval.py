@@ -70,6 +70,30 @@ def log_partition_estimate(queries: np.ndarray, items: np.ndarray, temperature: 
     return torch.logaddexp(log_top, log_tail).numpy()
 
 
+def exact_search_with_partition(queries: np.ndarray, items: np.ndarray, n: int, temperature: float,
+                                chunk: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-n and log-partition from one (Q, n_items) product: scores (Q, n), dense ids (Q, n) (-1 =
+    empty), log Σ_i exp(q·v_i / τ) (Q,).
+
+    The mixture merge needs every query's exact partition, which is the full product an exact search
+    computes anyway; serving a flat index takes both from it instead of running FAISS beside it (FAISS's
+    flat search was 3-4x slower than this product + top-k at 24k items; benchmarks/serve_bench.py)."""
+    v = torch.as_tensor(items)
+    k = min(n, len(items))
+    top_s, top_i, lse = [], [], []
+    for q in torch.as_tensor(queries).split(chunk):
+        s = q @ v.T
+        val, idx = s.topk(k, dim=1)
+        top_s.append(val)
+        top_i.append(idx + 1)
+        lse.append(torch.logsumexp(s / temperature, dim=1))
+    scores, ids = torch.cat(top_s).numpy(), torch.cat(top_i).numpy()
+    if k < n:  # tiny catalogues: pad so callers always get (Q, n), as ItemIndex.search does
+        scores = np.pad(scores, ((0, 0), (0, n - k)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, n - k)), constant_values=-1)
+    return scores, ids, torch.cat(lse).numpy()
+
+
 def mixture_scores(queries: np.ndarray, weights: np.ndarray, cand: np.ndarray, items: np.ndarray,
                    lse: np.ndarray, temperature: float, allowed: np.ndarray | None = None) -> np.ndarray:
     """queries (U, Q, d), weights (U, Q), candidates (U, P) dense ids (-1 = none), item matrix (n, d),
@@ -113,3 +137,25 @@ def merge(strategy: str, scores: np.ndarray, cand_items: np.ndarray, weights: np
         p = mixture_scores(queries, weights, flat, item_matrix, lse, temperature, allow_flat)
         return merge_max(p[:, None, :], flat[:, None, :], n)
     raise ValueError(f"unknown merge {strategy!r}; expected one of {MERGES}")
+
+
+def restrict_to_family(scores, items, family, interest_family, n):
+    """Keep, for interest k, only items whose level-1 code equals the interest's (u is unrestricted)."""
+    K = interest_family.shape[1]
+    fam = np.where(items >= 0, family[np.maximum(items, 0)], -1)
+    ok = np.ones_like(items, dtype=bool)
+    ok[:, :K] = fam[:, :K] == interest_family[:, :, None]
+    s = np.where(ok, scores, -np.inf)
+    order = np.argsort(-s, axis=2, kind="stable")[:, :, :n]
+    s = np.take_along_axis(s, order, 2)
+    it = np.where(np.isfinite(s), np.take_along_axis(items, order, 2), -1)
+    return s, it
+
+
+def allowed_in_family(family, interest_family):
+    def allowed(cand):  # cand (U, P) -> (U, K+1, P)
+        fam = family[np.maximum(cand, 0)]
+        ok_k = fam[:, None, :] == interest_family[:, :, None]
+        return np.concatenate([ok_k, np.ones_like(ok_k[:, :1])], 1)
+
+    return allowed

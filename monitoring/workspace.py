@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,14 +137,12 @@ def start_ui(cfg: WorkspaceConfig = WorkspaceConfig()) -> str:
                "--host", cfg.host, "--port", str(cfg.port)]
     proc = processes.start(command, cfg.pid_file, cfg.path / "ui.log",
                            env={**os.environ, "DO_NOT_TRACK": "1"})
-    deadline = time.monotonic() + cfg.start_timeout_s
-    while http_status(cfg.url) != 200:
-        if proc.poll() is not None:
-            raise RuntimeError(f"evidently ui exited with code {proc.returncode}; see {cfg.path / 'ui.log'}")
-        if time.monotonic() > deadline:
-            stop_ui(cfg)
-            raise RuntimeError(f"evidently ui not ready after {cfg.start_timeout_s:.0f}s")
-        time.sleep(0.5)
+    try:
+        processes.wait_ready(cfg.url, proc, "evidently ui", cfg.start_timeout_s,
+                             where=lambda: f"; see {cfg.path / 'ui.log'}")
+    except processes.NotReady:
+        stop_ui(cfg)
+        raise
     log.info("evidently ui (pid %d) serving %s at %s", proc.pid, cfg.path, cfg.url)
     return cfg.url
 

@@ -17,12 +17,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from local_stack import processes
 
@@ -72,17 +69,8 @@ def _command(port: int) -> list[str]:
 
 
 def _wait_ready(server: Server, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the service exited with {server.process.returncode}:\n{server.tail()}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"the service was not ready after {timeout_s:.0f} s:\n{server.tail()}")
+    processes.wait_ready(f"{server.url}/readyz", server.process, "the service", timeout_s,
+                         where=lambda: f":\n{server.tail()}", interval=0.25)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -116,7 +104,7 @@ def start_background(env: dict[str, str], port: int, pid_file: Path, ready_timeo
     server = Server(f"http://127.0.0.1:{port}", process, output)
     try:
         _wait_ready(server, ready_timeout_s)
-    except (RuntimeError, TimeoutError):
+    except processes.NotReady:
         stop_background(pid_file)
         raise
     log.info("bentoml serve (pid %d) at %s, output in %s", process.pid, server.url, output)

@@ -1,6 +1,9 @@
+import socket
 import subprocess
 import sys
 import time
+
+import pytest
 
 from local_stack import processes
 
@@ -37,3 +40,40 @@ def test_running_pid_tolerates_missing_and_garbled_pid_files(tmp_path):
 
 def test_http_status_is_none_when_nothing_listens():
     assert processes.http_status("http://127.0.0.1:9/", timeout=1) is None
+
+
+def test_wait_ready_returns_once_the_server_answers(tmp_path):
+    port = _free_port()
+    code = ("import http.server as h; "
+            f"h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).serve_forever()")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    try:
+        processes.wait_ready(f"http://127.0.0.1:{port}/", proc, "the test server", timeout=30, interval=0.1)
+        assert processes.http_status(f"http://127.0.0.1:{port}/") == 200
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_ready_reports_an_early_exit_with_where_to_look(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(processes.NotReady, match=r"the test server exited with code 3; see the log"):
+        processes.wait_ready(f"http://127.0.0.1:{_free_port()}/", proc, "the test server", timeout=30,
+                             where=lambda: "; see the log", interval=0.1)
+
+
+def test_wait_ready_times_out_when_nothing_answers():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(processes.NotReady, match="not ready after 1 s"):
+            processes.wait_ready(f"http://127.0.0.1:{_free_port()}/", proc, "the test server", timeout=1,
+                                 interval=0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

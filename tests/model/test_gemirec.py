@@ -101,3 +101,23 @@ def test_weights_file_holds_tensors_only(trained, tiny_data, tmp_path):
     folder = save_model(model, tiny_data, cfg, tmp_path / "m")
     state = torch.load(folder / "weights.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_serving_path_with_a_pinned_item_matrix_matches_the_faiss_path(trained, tiny_data):
+    """Serving takes the top lists and partitions from one product (exact_search_with_partition); the
+    answers must be those of the FAISS search + separate partition that evaluation uses."""
+    _, model, _ = trained
+    index = build_index(model)
+    histories = tiny_data.eval_set(2).histories[:50]
+    chosen = model.cfg
+    model.cfg = replace(chosen, gemirec={"merge": "mixture"})  # the merge the fused path serves
+    try:
+        plain = model.recommend(histories, index, 30)
+        model.pin_item_matrix(index.vectors())
+        fused = model.recommend(histories, index, 30)
+    finally:
+        model.pin_item_matrix(None)
+        model.cfg = chosen
+    assert plain.merge_lse is not None
+    assert np.array_equal(fused.ranked, plain.ranked)
+    np.testing.assert_allclose(fused.merge_lse, plain.merge_lse, rtol=1e-5)
