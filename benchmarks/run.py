@@ -55,7 +55,7 @@ CACHE_VERSION = 2
 # config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
 # cached before they existed stay valid
 _LATER_FIELDS = {"train": {"sampling": "native"},
-                 "multi": {"routing_grad": "last", "mind_head": "residual"},
+                 "multi": {"routing_grad": "last", "mind_head": "residual", "readout_temperature": 0.0},
                  "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096}}
 
 

@@ -65,6 +65,9 @@ class MultiInterestConfig:
     # "last" backpropagates through the last routing iteration only (ComiRec's code), "all" through every one
     routing_grad: str = "last"
     mind_head: str = "residual"  # MIND's ReLU layer on the capsules: residual | mlp (no skip) | none
+    # training readout: 0 = the interest closest to the target (ComiRec's hard argmax); > 0 = MIND's
+    # label-aware attention, a softmax over the K interests of cos(interest, target) / this temperature
+    readout_temperature: float = 0.0
 
 
 @dataclass(frozen=True)

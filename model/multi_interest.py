@@ -33,8 +33,13 @@ class _MultiInterest(Retriever):
         interests = self.queries(history)  # (B, K, d)
         with torch.no_grad():
             tv = self.candidate_vectors(target)  # (B, d)
-            pick = torch.einsum("bkd,bd->bk", self.score_space(interests), tv).argmax(1)
-        chosen = interests[torch.arange(len(target)), pick]
+        t = self.cfg.multi.readout_temperature
+        if t > 0:  # MIND's label-aware attention: every interest learns, the closest ones most
+            att = torch.softmax(torch.einsum("bkd,bd->bk", self.score_space(interests), tv) / t, dim=1)
+            chosen = torch.einsum("bk,bkd->bd", att, interests)
+        else:
+            pick = torch.einsum("bkd,bd->bk", self.score_space(interests).detach(), tv).argmax(1)
+            chosen = interests[torch.arange(len(target)), pick]
         return self.softmax_loss(chosen, target, sampler), {}
 
 

@@ -55,3 +55,31 @@ def test_forced_cut_sampling_trains_youtubednn_like_comirec(tiny_data, tiny_cfg)
 def test_sampling_a_model_cannot_train_with_is_refused(name, sampling, tiny_data, tiny_cfg):
     with pytest.raises(ValueError, match="sampling"):
         make_model(replace(tiny_cfg, model=name, train={"sampling": sampling}), tiny_data)
+
+
+@pytest.mark.parametrize("changes", [{"routing_grad": "all"}, {"mind_head": "none"}, {"mind_head": "mlp"},
+                                     {"readout_temperature": 0.07}])
+def test_mind_study_variants_train_every_part(changes, tiny_data, tiny_cfg):
+    """The variants of benchmarks/mind_study.py: one step moves the routing map and the item embeddings."""
+    import torch
+
+    from model.losses import CandidateSampler
+
+    cfg = replace(tiny_cfg, model="mind", multi=changes)
+    seed_everything(0)
+    model = make_model(cfg, tiny_data)
+    hist = torch.as_tensor(tiny_data.eval_set(1).histories[:16])
+    target = hist[:, -1].clone()
+    sampler = CandidateSampler(torch.ones(tiny_data.n_items + 1), 8, torch.Generator().manual_seed(0))
+    loss, _ = model.cut_loss(hist[:, :-1], target, sampler)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.S.weight.grad is not None and model.S.weight.grad.abs().sum() > 0
+    head_used = model.out[0].weight.grad is not None and model.out[0].weight.grad.abs().sum() > 0
+    assert head_used == (changes.get("mind_head", "residual") != "none")
+
+
+@pytest.mark.parametrize("changes", [{"routing_grad": "first"}, {"mind_head": "relu"}])
+def test_unknown_mind_variant_is_refused(changes, tiny_data, tiny_cfg):
+    with pytest.raises(ValueError, match="must be"):
+        make_model(replace(tiny_cfg, model="mind", multi=changes), tiny_data)
