@@ -220,7 +220,7 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
     """Exact vs IVF vs HNSW on clustered unit vectors, like trained item embeddings: search time per
     request (K+1 queries, one thread) and recall@50 against exact, at several search breadths (IVF nprobe,
     HNSW efSearch), so the speed/recall trade-off is visible rather than one point of it."""
-    from model.faiss_index import ItemIndex, set_threads
+    from model.faiss_index import REFINE_FACTOR, ItemIndex, set_threads
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -229,7 +229,7 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
         items = _unit(centers[rng.integers(0, len(centers), n)] + 0.5 * _noise(rng, n, dim))
         queries = _unit(items[rng.integers(0, n, n_queries)] + 0.3 * _noise(rng, n_queries, dim))
         exact_ids, exact_ms = None, None
-        for kind in ("flat", "ivf", "hnsw"):
+        for kind in ("flat", "ivf", "ivfpq", "hnsw"):
             if kind == "hnsw" and n > hnsw_max_items:
                 log.info("%d items: HNSW skipped (its build takes many minutes on 2 cores)", n)
                 continue
@@ -241,8 +241,9 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
             if kind == "flat":
                 breadths = [0]
             elif kind == "ivf":
-                nlist = index.index.nlist
-                breadths = sorted({max(1, nlist // d) for d in (64, 32, 16)})
+                breadths = sorted({max(1, index.n_lists // d) for d in (64, 32, 16)})
+            elif kind == "ivfpq":  # scanning compressed codes is cheap: probe wider
+                breadths = sorted({max(1, index.n_lists // d) for d in (16, 8, 4)})
             else:
                 breadths = [64, 128, 256]
             for breadth in breadths:
@@ -256,7 +257,8 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
                 if kind == "flat":
                     exact_ids, exact_ms = ids, ms
                 recall = float(np.mean([len(set(a) & set(b)) / 50 for a, b in zip(ids, exact_ids)]))
-                setting = {"flat": "exact", "ivf": f"nprobe {breadth}/{getattr(index.index, 'nlist', 0)}",
+                setting = {"flat": "exact", "ivf": f"nprobe {breadth}/{index.n_lists}",
+                           "ivfpq": f"nprobe {breadth}/{index.n_lists}, re-score {REFINE_FACTOR}×50",
                            "hnsw": f"efSearch {breadth}"}[kind]
                 rows.append({"items": n, "index": kind, "setting": setting, "build_s": build_s,
                              "search_ms_per_request": ms, "speedup_vs_exact": exact_ms / ms,

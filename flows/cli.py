@@ -56,11 +56,12 @@ def train(
     out: Path = typer.Option(Path("runs/latest"), help="output folder (model/ inside it)"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. train.lr=0.003"),
     data_dir: Path = typer.Option(None, help="folder of the public datasets (or GEMIREC_DATA_DIR)"),
-    index: str = typer.Option("flat", help="served FAISS index: flat (exact), ivf or hnsw (big catalogues)"),
+    index: str = typer.Option("flat", help="served index: flat (exact); ivfpq, ivf, hnsw (large catalogues)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train a model, evaluate it on held-out users and save a self-describing model folder."""
     from model.config import load_config
+    from model.faiss_index import KINDS
     from model.pipeline import train_model
 
     _setup_logging(verbose)
@@ -75,8 +76,8 @@ def train(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from e
     lineage = {"source": report.source, "data_hash": inter.data_hash(), "preset": preset}
-    if index not in ("flat", "ivf", "hnsw"):
-        console.print(f"[red]error:[/] --index {index!r}: expected flat, ivf or hnsw")
+    if index not in KINDS:
+        console.print(f"[red]error:[/] --index {index!r}: expected one of {', '.join(KINDS)}")
         raise typer.Exit(2)
     outcome = train_model(inter.events, inter.items, cfg, out, lineage=lineage, index_kind=index)
     table = Table(title=f"{model} on {events or dataset}")

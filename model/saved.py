@@ -53,7 +53,7 @@ def code_version() -> str:
 
 def save_model(model, data: SequenceData, cfg: Config, folder: str | Path, metrics: dict | None = None,
                lineage: dict | None = None, index_kind: str = "flat") -> Path:
-    """`index_kind`: the served FAISS index — flat (exact, the default) or ivf/hnsw for catalogues where
+    """`index_kind`: the served FAISS index — flat (exact, the default) or ivfpq/ivf/hnsw for catalogues where
     exact search is too slow (benchmarks/results/serving-catalogue.md); evaluation is always exact."""
     from model.explain import describe_interests  # late: explain imports this module's loader
 
