@@ -34,6 +34,8 @@ VARIANTS = [
     ("mind-gradall", "mind", ["multi.routing_grad=all"], "gradients through every routing iteration"),
     ("mind-nohead", "mind", ["multi.mind_head=none"], "capsules as queries, no ReLU head"),
     ("mind-neg4096", "mind", ["train.n_negatives=4096"], "4x the shared negatives"),
+    ("comirec-sa", "comirec-sa", [], "reference: ComiRec-SA as in the campaign (K = 4)"),
+    ("comirec-sa-k1", "comirec-sa", ["multi.n_interests=1"], "ComiRec-SA with one attention head"),
     ("mind-soft", "mind", ["multi.readout_temperature=0.07"],
      "label-aware attention readout (softmax over interests at τ = 0.07) in place of the hard argmax"),
 ]

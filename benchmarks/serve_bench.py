@@ -243,7 +243,7 @@ def catalogue_bench(sizes: list[int], dim: int, n_queries: int, k_queries: int, 
             elif kind == "ivf":
                 breadths = sorted({max(1, index.n_lists // d) for d in (64, 32, 16)})
             elif kind == "ivfpq":  # scanning compressed codes is cheap: probe wider
-                breadths = sorted({max(1, index.n_lists // d) for d in (16, 8, 4)})
+                breadths = sorted({max(1, index.n_lists // d) for d in (16, 10, 6)})
             else:
                 breadths = [64, 128, 256]
             for breadth in breadths:

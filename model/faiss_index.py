@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
-REFINE_FACTOR = 16  # ivfpq: candidates re-scored exactly per result wanted
+REFINE_FACTOR = 32  # ivfpq: candidates re-scored exactly per result wanted (16 lost 3-4 recall points at 1M)
 
 
 class ItemIndex:
