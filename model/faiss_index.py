@@ -37,7 +37,7 @@ class ItemIndex:
             sample = min(n, 64 * nlist)
             pick = np.random.default_rng(0).choice(n, sample, replace=False) if sample < n else slice(None)
             index.train(np.ascontiguousarray(vecs[pick]))
-            index.nprobe = max(1, nlist // 16)
+            index.nprobe = _default_nprobe(nlist, n, 16)
         elif kind == "ivfpq":
             # IVF over 4-bit product-quantised codes scanned with SIMD (FAISS "fast scan"), then the best
             # REFINE_FACTOR × n candidates re-scored exactly: compressed codes make probing many lists cheap,
@@ -48,7 +48,7 @@ class ItemIndex:
             sample = min(n, 64 * nlist)
             pick = np.random.default_rng(0).choice(n, sample, replace=False) if sample < n else slice(None)
             index.train(np.ascontiguousarray(vecs[pick]))
-            faiss.extract_index_ivf(index).nprobe = max(1, nlist // 32)
+            faiss.extract_index_ivf(index).nprobe = _default_nprobe(nlist, n, 10)
             faiss.downcast_index(index).k_factor = REFINE_FACTOR
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
@@ -107,6 +107,12 @@ class ItemIndex:
         index = faiss.read_index(str(path))
         kind = "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
         return cls(index, kind)
+
+
+def _default_nprobe(nlist: int, n: int, share: int) -> int:
+    """1/share of the lists, and at least enough lists to hold ~2,000 items on average, so that small
+    catalogues still fill a result list (at 1M items 1/10 of the lists gave recall@50 0.957 in ivfpq)."""
+    return int(min(nlist, max(nlist // share, np.ceil(nlist * 2000 / max(n, 1)), 1)))
 
 
 def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
