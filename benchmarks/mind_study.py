@@ -8,7 +8,7 @@ bilinear-pooled single vector: if that recovers YouTubeDNN's recall, what costs 
 K capsules, not training length, negatives or the head. YouTubeDNN trained on one cut per user and step
 (as ComiRec's code trains it) separates the training signal from the architecture. Runs are cached in
 `benchmarks/cache/<dataset>/` (they also appear in the dataset's table); the study table is written to
-`benchmarks/results/mind-study.md`.
+`benchmarks/results/mind-study.md` and read in `docs/baselines.md`.
 """
 
 from __future__ import annotations
@@ -83,18 +83,21 @@ def main(argv: list[str] | None = None) -> None:
             }
     out.write_text(json.dumps(summary, indent=1))
     what = {label: text for label, _, _, text in VARIANTS}
+    order = {label: i for i, (label, _, _, _) in enumerate(VARIANTS)}
     for dataset, by_label in summary.items():
-        for label, s in by_label.items():
+        for label, s in sorted(by_label.items(), key=lambda kv: order.get(kv[0], len(order))):
             rows.append(f"| {dataset} | {label} | {what.get(label, '')} | {len(s['val_recall@50'])} | "
                         f"{_mean(s['val_recall@50'])} | {_mean(s['test_recall@50'])} | "
                         f"{np.median(s['epochs']):.0f} |")
     lines = [
         "# Why MIND trails YouTubeDNN: one change at a time",
         "",
-        f"Made by `python -m benchmarks.mind_study --datasets <datasets> --seeds <n>` "
-        f"({time.strftime('%Y-%m-%d')}). R@50 in % (mean ± std over seeds);",
-        "validation users decide, test users are shown for completeness. Same split, harness, budget",
-        "and early stopping as the campaign (`benchmarks/results/<dataset>.md`).",
+        "Made by `python -m benchmarks.mind_study --datasets ml-100k --seeds 3` and `python -m",
+        "benchmarks.mind_study --datasets simulator --seeds 1 --variants <those listed>`"
+        f" ({time.strftime('%Y-%m-%d')}).",
+        "R@50 in % (mean ± std over seeds); validation users decide, test users are shown for completeness.",
+        "Same split, harness, budget and early stopping as the campaign (`benchmarks/results/<dataset>.md`);",
+        "every run is cached with the campaign's runs, so the same commands rebuild this table at once.",
         "",
         "| dataset | variant | what changes | seeds | val R@50 | test R@50 | epochs |",
         "|---|---|---|---|---|---|---|",
