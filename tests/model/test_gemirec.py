@@ -84,6 +84,20 @@ def test_folder_with_an_ivf_index_serves_and_takes_a_search_breadth(trained, tin
     assert np.array_equal(got.ranked, ids[exact.ranked])
 
 
+def test_folder_with_an_ivfpq_index_serves_exact_answers_at_full_breadth(trained, tiny_data, tmp_path):
+    from serving.runtime import build_snapshot
+
+    cfg, model, _ = trained
+    folder = save_model(model, tiny_data, cfg, tmp_path / "m", index_kind="ivfpq")
+    snap = build_snapshot(folder, "v1", index_breadth=10**6)
+    assert not snap.loaded.index.exact and snap.loaded.index.n_lists > 1
+    histories = [tiny_data.item_ids[tiny_data.sequence(u)].tolist() for u in range(10)]
+    exact = model.recommend(snap.loaded.histories(histories), build_index(model), 30)
+    got = snap.loaded.recommend(histories, 30)  # 32 × 30 candidates re-scored: the whole tiny catalogue
+    ids = np.concatenate([[-1], tiny_data.item_ids[1:]])
+    assert np.array_equal(got.ranked, ids[exact.ranked])
+
+
 def test_tampered_or_truncated_folder_is_refused(trained, tiny_data, tmp_path):
     cfg, model, _ = trained
     folder = save_model(model, tiny_data, cfg, tmp_path / "m")
