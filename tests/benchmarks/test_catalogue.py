@@ -1,4 +1,5 @@
-from benchmarks.serve_bench import catalogue_bench, checks, report
+from benchmarks.catalogue import catalogue_bench
+from benchmarks.serve_bench import checks, report
 
 
 def test_catalogue_bench_compares_every_index_kind_against_exact():
