@@ -145,10 +145,23 @@ def main(argv=None):
                 console.print(
                     f"{tname} | {vname} | seed {seed}: test R@50 {100 * out['test']['recall@50']:.2f}"
                 )
-    write_table(args.dataset, rows)
+    write_table(args.dataset, rows, base.gemirec.codebook_size)
 
 
-def write_table(dataset, rows):
+def _dictionary_health(diagnostics: dict, m: int) -> tuple[str, bool]:
+    """'L1 14.5/16, 0 % dead; L2 …' and whether every level clears issue 3's bar (≤ 10 % of the codes dead,
+    usage perplexity ≥ half of M)."""
+    cells, ok = [], True
+    for level in range(1, 10):
+        ppl, dead = diagnostics.get(f"code_perplexity_l{level}"), diagnostics.get(f"dead_code_share_l{level}")
+        if ppl is None:
+            break
+        cells.append(f"L{level} {ppl:.1f}/{m}, {100 * dead:.0f} % dead")
+        ok = ok and dead <= 0.10 and ppl >= 0.5 * m
+    return "; ".join(cells) or "–", ok and bool(cells)
+
+
+def write_table(dataset, rows, base_m: int = 16):
     groups: dict[tuple[str, str], list] = {}
     for tname, vname, _seed, out, meta in rows:
         groups.setdefault((tname, vname), []).append((out, meta))
@@ -167,7 +180,8 @@ def write_table(dataset, rows):
         "majority categories (on the simulator: the planted topic).",
         "",
         "| trained as | inference | seeds | val R@50 | test R@50 | test R@20 | NDCG@50 | Unique@50 | "
-        "next-interest hit | top-K hit (val) | oracle R@50 (val) | code ppl L1 | train s |",
+        "next-interest hit | top-K hit (val) | oracle R@50 (val) | dictionary (perplexity/M, dead) "
+        "| train s |",
         "|" + "---|" * 13,
     ]
     for (tname, vname), items in groups.items():
@@ -188,12 +202,21 @@ def write_table(dataset, rows):
                     f([o["recovery"]["next_interest_hit"] for o in outs]),
                     f([m["diagnostics"].get("topk_hit") for m in metas]),
                     f([m["diagnostics"].get("oracle_recall@50") for m in metas]),
-                    f([m["diagnostics"].get("code_perplexity_l1") for m in metas], 1.0),
+                    _dictionary_health(metas[0]["diagnostics"], TRAINING_VARIANTS.get(tname, {}).get(
+                        "codebook_size", base_m))[0],
                     f"{np.median([m['train_seconds'] for m in metas]):.0f}",
                 ]
             )
             + " |"
         )
+    verdicts = []
+    for tname in dict.fromkeys(t for t, _ in groups):
+        metas = [m for (t, _), items in groups.items() if t == tname for _, m in items]
+        m_codes = TRAINING_VARIANTS.get(tname, {}).get("codebook_size", base_m)
+        ok = all(_dictionary_health(m["diagnostics"], m_codes)[1] for m in metas)
+        verdicts.append(f"- {tname}: {'PASS' if ok else 'FAIL'}")
+    lines += ["", "Dictionary collapse bar (issue 3: at every level at most 10 % of the M codes dead and",
+              "usage perplexity over items at least M / 2), per trained variant, every seed:", ""] + verdicts
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"ablation-{dataset}.md").write_text("\n".join(lines) + "\n")
 
