@@ -145,7 +145,12 @@ def main(argv=None):
                 console.print(
                     f"{tname} | {vname} | seed {seed}: test R@50 {100 * out['test']['recall@50']:.2f}"
                 )
-    write_table(args.dataset, rows, base.gemirec.codebook_size)
+    command = f"python -m benchmarks.ablation --dataset {args.dataset}"
+    if args.training != "all":
+        command += f" --training {args.training}"
+    if args.seeds != 1:
+        command += f" --seeds {args.seeds}"
+    write_table(args.dataset, rows, base.gemirec.codebook_size, command)
 
 
 def _dictionary_health(diagnostics: dict, m: int) -> tuple[str, bool]:
@@ -161,7 +166,7 @@ def _dictionary_health(diagnostics: dict, m: int) -> tuple[str, bool]:
     return "; ".join(cells) or "–", ok and bool(cells)
 
 
-def write_table(dataset, rows, base_m: int = 16):
+def write_table(dataset, rows, base_m: int = 16, command: str = ""):
     groups: dict[tuple[str, str], list] = {}
     for tname, vname, _seed, out, meta in rows:
         groups.setdefault((tname, vname), []).append((out, meta))
@@ -175,7 +180,7 @@ def write_table(dataset, rows, base_m: int = 16):
     lines = [
         f"# GemiRec ablations on {dataset} (test users; validation R@50 shown for choosing)",
         "",
-        f"Made by `python -m benchmarks.ablation --dataset {dataset}`. Recall/NDCG in %.",
+        f"Made by `{command or f'python -m benchmarks.ablation --dataset {dataset}'}`. Recall/NDCG in %.",
         "Next-interest hit: the category of the next item is among the K generated interests' "
         "majority categories (on the simulator: the planted topic).",
         "",
