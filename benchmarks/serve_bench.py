@@ -254,7 +254,7 @@ def report(result: dict) -> str:
     if floor:
         lines += ["## In-process floor (one request, no HTTP)", "",
                   "| part | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|"]
-        for name, key in (("model step (tower + generator + FAISS + merge)", "compute"),
+        for name, key in (("model step (tower + generator + search + merge)", "compute"),
                           ("whole request path (validate + model + response + log)", "in_process_request")):
             p = floor[key]
             lines.append(f"| {name} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} |")
