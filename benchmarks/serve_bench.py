@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -343,9 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
     args.requests = [int(x) for x in args.requests.split(",")]
     sizes = [int(x) for x in args.catalogue.split(",") if x]
-    given = argv if argv is not None else sys.argv[1:]
+    given = shlex.join(argv if argv is not None else sys.argv[1:])
     result = {"tiny": args.tiny, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": machine(), "command": " ".join(["python -m benchmarks.serve_bench", *given]),
+              "machine": machine(), "command": f"python -m benchmarks.serve_bench {given}".strip(),
               "k_queries": args.k + 1}
     if not args.skip_service:
         out = args.out or ROOT / "runs" / "serve_bench" / args.dataset
