@@ -153,6 +153,10 @@ def main(argv=None):
     write_table(args.dataset, rows, base.gemirec.codebook_size, command)
 
 
+def _codes_per_level(tname: str, base_m: int) -> int:
+    return TRAINING_VARIANTS.get(tname, {}).get("codebook_size", base_m)
+
+
 def _dictionary_health(diagnostics: dict, m: int) -> tuple[str, bool]:
     """'L1 14.5/16, 0 % dead; L2 …' and whether every level clears issue 3's bar (≤ 10 % of the codes dead,
     usage perplexity ≥ half of M)."""
@@ -207,8 +211,7 @@ def write_table(dataset, rows, base_m: int = 16, command: str = ""):
                     f([o["recovery"]["next_interest_hit"] for o in outs]),
                     f([m["diagnostics"].get("topk_hit") for m in metas]),
                     f([m["diagnostics"].get("oracle_recall@50") for m in metas]),
-                    _dictionary_health(metas[0]["diagnostics"], TRAINING_VARIANTS.get(tname, {}).get(
-                        "codebook_size", base_m))[0],
+                    _dictionary_health(metas[0]["diagnostics"], _codes_per_level(tname, base_m))[0],
                     f"{np.median([m['train_seconds'] for m in metas]):.0f}",
                 ]
             )
@@ -217,8 +220,7 @@ def write_table(dataset, rows, base_m: int = 16, command: str = ""):
     verdicts = []
     for tname in dict.fromkeys(t for t, _ in groups):
         metas = [m for (t, _), items in groups.items() if t == tname for _, m in items]
-        m_codes = TRAINING_VARIANTS.get(tname, {}).get("codebook_size", base_m)
-        ok = all(_dictionary_health(m["diagnostics"], m_codes)[1] for m in metas)
+        ok = all(_dictionary_health(m["diagnostics"], _codes_per_level(tname, base_m))[1] for m in metas)
         verdicts.append(f"- {tname}: {'PASS' if ok else 'FAIL'}")
     lines += ["", "Dictionary collapse bar (issue 3: at every level at most 10 % of the M codes dead and",
               "usage perplexity over items at least M / 2), per trained variant, every seed:", ""] + verdicts

@@ -137,7 +137,7 @@ def _search_paths(engine, holder, histories, n: int, k: int, reps: int) -> dict 
     from serving.schemas import RecommendRequest
 
     model = holder.current.loaded.model
-    pinned = getattr(model, "_pinned_items", None)
+    pinned = getattr(model, "pinned_item_matrix", None)
     if pinned is None:
         return None
     out: dict[str, dict[str, list[float]]] = {"one product": {"1": [], "8": []},

@@ -27,27 +27,21 @@ class ItemIndex:
         """item_vectors: (n, d) for dense items 1..n."""
         vecs = np.ascontiguousarray(item_vectors, dtype=np.float32)
         n, d = vecs.shape
+        if kind in ("ivf", "ivfpq"):
+            nlist = nlist or max(1, int(4 * np.sqrt(n)))
         if kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif kind == "ivf":
-            nlist = nlist or max(1, int(4 * np.sqrt(n)))
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-            # k-means on at most 64 points a list: at 1M items training on all of them (FAISS's own cap is
-            # 256 a list) takes minutes on 2 cores for no measurable recall gain
-            sample = min(n, 64 * nlist)
-            pick = np.random.default_rng(0).choice(n, sample, replace=False) if sample < n else slice(None)
-            index.train(np.ascontiguousarray(vecs[pick]))
+            _train_lists(index, vecs, nlist)
             index.nprobe = _default_nprobe(nlist, n, 16)
         elif kind == "ivfpq":
             # IVF over 4-bit product-quantised codes scanned with SIMD (FAISS "fast scan"), then the best
             # REFINE_FACTOR × n candidates re-scored exactly: compressed codes make probing many lists cheap,
             # the exact re-scoring restores the ranking the codes blur
-            nlist = nlist or max(1, int(4 * np.sqrt(n)))
             m = d // 2 if d % 2 == 0 else d
             index = faiss.index_factory(d, f"IVF{nlist},PQ{m}x4fs,RFlat", faiss.METRIC_INNER_PRODUCT)
-            sample = min(n, 64 * nlist)
-            pick = np.random.default_rng(0).choice(n, sample, replace=False) if sample < n else slice(None)
-            index.train(np.ascontiguousarray(vecs[pick]))
+            _train_lists(index, vecs, nlist)
             faiss.extract_index_ivf(index).nprobe = _default_nprobe(nlist, n, 10)
             faiss.downcast_index(index).k_factor = REFINE_FACTOR
         elif kind == "hnsw":
@@ -107,6 +101,15 @@ class ItemIndex:
         index = faiss.read_index(str(path))
         kind = "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
         return cls(index, kind)
+
+
+def _train_lists(index: faiss.Index, vecs: np.ndarray, nlist: int) -> None:
+    """Train an IVF index on a sample: k-means on at most 64 points a list. At 1M items training on all of
+    them (FAISS's own cap is 256 a list) takes minutes on 2 cores for no measurable recall gain."""
+    n = len(vecs)
+    sample = min(n, 64 * nlist)
+    pick = np.random.default_rng(0).choice(n, sample, replace=False) if sample < n else slice(None)
+    index.train(np.ascontiguousarray(vecs[pick]))
 
 
 def _default_nprobe(nlist: int, n: int, share: int) -> int:

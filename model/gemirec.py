@@ -324,6 +324,10 @@ class GemiRec(Retriever):
         on every request (it costs as much as the rest of a request at 24k items)."""
         self._pinned_items = matrix
 
+    @property
+    def pinned_item_matrix(self) -> np.ndarray | None:
+        return self._pinned_items
+
     def epoch_logs(self) -> dict[str, float]:
         if int(self.stage) == 1 and self._val is not None:
             self._logs.update(interest_diagnostics(self, self._val, max_users=1000))
