@@ -56,7 +56,8 @@ CACHE_VERSION = 2
 # cached before they existed stay valid
 _LATER_FIELDS = {"train": {"sampling": "native"},
                  "multi": {"routing_grad": "last", "mind_head": "residual", "readout_temperature": 0.0},
-                 "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096}}
+                 "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096, "mix_window": 1,
+                             "warmup_patience": 0, "freeze_backbone": False, "history_blend": 0.0}}
 
 
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
@@ -107,6 +108,15 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "item_codes"):  # the ablation's base model for this config: it need not retrain it
+        import torch
+
+        weights = CACHE / dataset / "models" / f"gemirec-s{cfg.train.seed}-{key}.pt"
+        weights.parent.mkdir(exist_ok=True)
+        meta = {"train_seconds": fit_result.seconds, "best_epoch": fit_result.best_epoch,
+                "diagnostics": {k: v for k, v in diagnostics.items()
+                                if k.startswith(("code_", "dead_", "topk_hit", "oracle"))}}
+        torch.save({"state": model.state_dict(), "meta": meta}, weights)
     path.write_text(json.dumps(record, indent=1))
     return record
 

@@ -3,6 +3,7 @@
 Stages (driven by `on_epoch_start`): warm-up epochs train the towers alone; then k-means initialises
 the dictionary on all item embeddings; then everything trains jointly,
     L = L_u + L_MIRM(teacher forcing) + λ_mix L_mixture + λ_q L_IDMM + λ_g L_MIPDM,
+(L_mixture and L_MIPDM also score the items up to W steps ahead: the near future the evaluation asks for),
 with the item→code table refreshed (and rare codes restarted) at the start of every joint epoch.
 """
 
@@ -53,6 +54,7 @@ class GemiRec(Retriever):
         self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
         self._gen = torch.Generator().manual_seed(cfg.train.seed)
         self._pinned_items: np.ndarray | None = None  # see pin_item_matrix
+        self._warm_best: dict[str, torch.Tensor] | None = None  # best warm-up backbone (warmup_patience)
         self._in_fit = False  # per-epoch validation may estimate the mixture's partition (see recommend)
 
     # ---- schedule -----------------------------------------------------------------------------
@@ -74,7 +76,10 @@ class GemiRec(Retriever):
 
     def on_validation(self, epoch: int, recall50: float) -> None:
         if int(self.stage) == 0 and epoch < len(self.warm_curve):
+            best = float(self.warm_curve[:epoch].max()) if epoch else -1.0
             self.warm_curve[epoch] = recall50
+            if self.cfg.gemirec.warmup_patience > 0 and recall50 > best:
+                self._warm_best = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
 
     def _warmup_done(self, epoch: int) -> bool:
         """design choice (not from the paper): warm up until the towers plateau, within [min, max]
@@ -84,6 +89,9 @@ class GemiRec(Retriever):
             return True
         if epoch < max(g.min_warmup_epochs, 2):
             return False
+        if g.warmup_patience > 0:
+            curve = self.warm_curve[:epoch]
+            return epoch - 1 - int(curve.argmax()) >= g.warmup_patience
         prev, last = float(self.warm_curve[epoch - 2]), float(self.warm_curve[epoch - 1])
         return last < prev * (1 + g.warmup_tolerance)
 
@@ -97,6 +105,11 @@ class GemiRec(Retriever):
                 self.stage.fill_(0)
                 return
             self.joint_from.fill_(epoch)
+            if self._warm_best is not None:  # k-means on the best warm-up embeddings, not the last ones
+                self.backbone.load_state_dict(self._warm_best)
+                self._warm_best = None
+        if self.cfg.gemirec.freeze_backbone:
+            self.backbone.requires_grad_(False)
         was = self.training
         self.eval()
         v = self.all_item_vectors()
@@ -109,9 +122,9 @@ class GemiRec(Retriever):
         self.stage.fill_(1)
 
     def after_fit(self, data: SequenceData) -> None:
-        """Choose the merge, the share of u and K on validation users (DESIGN §2.4: "chosen on
-        validation data"); test users are never looked at. The choice is kept in `self.cfg`, which is
-        what a saved model folder records."""
+        """Choose K, the share of u, the history blend and the family restriction of the mixture merge on
+        validation users (DESIGN §2.4: "chosen on validation data"); test users are never looked at. The
+        choice is kept in `self.cfg`, which is what a saved model folder records."""
         from model.evaluate import build_index, evaluate  # late: evaluate imports nothing from here
 
         self._in_fit = False
@@ -122,21 +135,27 @@ class GemiRec(Retriever):
         val = data.eval_set(1)
         base_k = self.cfg.multi.n_interests
         best, choice = -1.0, None
-        for k in (base_k, 2 * base_k):
-            for merge_name in ("mixture", "quota"):
-                for share in (0.25, 0.5):
-                    self.cfg = replace(self.cfg, gemirec={"merge": merge_name, "u_share": share},
-                                       multi={"n_interests": k})
-                    self.K = k
-                    r50 = evaluate(self, data, val, index=index).metrics["recall@50"]
-                    if r50 > best:
-                        best, choice = r50, (k, merge_name, share)
-        k, merge_name, share = choice
-        self.cfg = replace(self.cfg, gemirec={"merge": merge_name, "u_share": share},
-                           multi={"n_interests": k})
-        self.K = k
-        self._logs.update({"selected_K": float(k), "selected_u_share": share, "selected_val_recall@50": best})
-        self.selected = {"K": k, "merge": merge_name, "u_share": share, "val_recall@50": best}
+        # design choice (not from the paper): the mixture merge only (quota, in this grid until 2026-11-28,
+        # was never chosen in the 12 campaign runs); the history blend and the family restriction joined it
+        grid = [{"n_interests": k, "u_share": share, "history_blend": blend, "restrict_family": restrict}
+                for k in (base_k, 2 * base_k) for share in (0.25, 0.5) for blend in (0.0, 0.5, 1.0)
+                for restrict in (True, False)]
+        for option in grid:
+            self._apply_choice(option)
+            r50 = evaluate(self, data, val, index=index).metrics["recall@50"]
+            if r50 > best:
+                best, choice = r50, option
+        self._apply_choice(choice)
+        self._logs.update({"selected_K": float(choice["n_interests"]), "selected_u_share": choice["u_share"],
+                           "selected_val_recall@50": best})
+        self.selected = {"K": choice["n_interests"], "merge": "mixture", "val_recall@50": best,
+                         **{k: choice[k] for k in ("u_share", "history_blend", "restrict_family")}}
+
+    def _apply_choice(self, option: dict) -> None:
+        g = {k: v for k, v in option.items() if k != "n_interests"}
+        self.cfg = replace(self.cfg, gemirec={"merge": "mixture", **g},
+                           multi={"n_interests": option["n_interests"]})
+        self.K = option["n_interests"]
 
     def may_stop(self, epoch: int) -> bool:
         return 0 <= int(self.joint_from) <= epoch
@@ -184,11 +203,24 @@ class GemiRec(Retriever):
         S, K, d = q_k.shape
         logit_k = torch.addmm(-log_q[None, :], self.score_space(q_k).reshape(S * K, d), cand_vec.T,
                               alpha=1.0 / tau).view(S, K, -1)
-        logp_t_k = F.log_softmax(logit_k, -1).gather(2, pos_col[sel][:, None, None].expand(-1, K, 1))
-        logp_t_u = F.log_softmax(logits_u[sel], -1).gather(1, pos_col[sel][:, None])
         log_w = torch.log_softmax(logp_k, -1) + np.log(max(1 - g_cfg.u_share, 1e-6))
-        mix = torch.cat([log_w + logp_t_k.squeeze(-1), logp_t_u + np.log(max(g_cfg.u_share, 1e-6))], 1)
-        loss_mix = -torch.logsumexp(mix, dim=1).mean()
+        lsm_k, lsm_u = F.log_softmax(logit_k, -1), F.log_softmax(logits_u[sel], -1)
+
+        def mix_nll(col: torch.Tensor) -> torch.Tensor:  # -log Σ_k w_k p(item | q_k) - u's share, per row
+            lp_k = lsm_k.gather(2, col[:, None, None].expand(-1, K, 1)).squeeze(-1)
+            lp_u = lsm_u.gather(1, col[:, None]) + np.log(max(g_cfg.u_share, 1e-6))
+            return -torch.logsumexp(torch.cat([log_w + lp_k, lp_u], 1), dim=1)
+
+        loss_mix = mix_nll(pos_col[sel]).mean()
+        if g_cfg.mix_window > 1:
+            rows, cols = torch.nonzero(real, as_tuple=True)
+            rows, cols = rows[sel], cols[sel]
+            for w in range(1, g_cfg.mix_window):
+                ahead = F.pad(targets[:, w:], (0, w))[rows, cols]
+                ok = ahead > 0
+                if ok.any():
+                    col = torch.searchsorted(cand, ahead.clamp(min=1))
+                    loss_mix = loss_mix + mix_nll(col)[ok].mean() / (w + 1)
         loss = (loss_u + loss_tf + g_cfg.lambda_mix * loss_mix + g_cfg.lambda_q * loss_q
                 + g_cfg.lambda_g * loss_g)
         return loss, {"loss_u": loss_u.item(), "loss_g": loss_g.item(), "loss_mix": loss_mix.item()}
@@ -235,7 +267,18 @@ class GemiRec(Retriever):
         e_in = self.dictionary.embed(self.item_codes[ids])
         g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
         codes, logp = self.generator.beam_search(g, k or self.K, self.cfg.gemirec.beam)
+        beta = self.cfg.gemirec.history_blend
+        if beta > 0:
+            logp = (1 - beta) * torch.log_softmax(logp, -1) + beta * self._history_share(ids, codes)
         return u, codes, torch.softmax(logp, -1)
+
+    def _history_share(self, ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """log share of the history's items in each interest's level-1 family (smoothed), (B, K)."""
+        fam = self.item_codes[ids][..., 0]  # (B, L)
+        count = torch.zeros(len(ids), self.cfg.gemirec.codebook_size, device=ids.device)
+        count.scatter_add_(1, fam, (ids > 0).float())
+        f = count.gather(1, codes[:, :, 0]) + 1e-3
+        return torch.log(f / f.sum(1, keepdim=True))
 
     def _history_interests(self, ids: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
         """No-MIPDM ablation: the K most frequent codes of the history, weighted by frequency."""

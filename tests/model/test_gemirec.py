@@ -135,3 +135,31 @@ def test_serving_path_with_a_pinned_item_matrix_matches_the_faiss_path(trained, 
     assert plain.merge_lse is not None
     assert np.array_equal(fused.ranked, plain.ranked)
     np.testing.assert_allclose(fused.merge_lse, plain.merge_lse, rtol=1e-5)
+
+
+def test_mixture_loss_window_scores_the_items_ahead(trained, tiny_data):
+    """mix_window = W adds −log p_mix of the items 2..W steps ahead to the inference-path loss: it grows on
+    a batch with items ahead and is unchanged where each row has a single target (nothing ahead)."""
+    from model.losses import CandidateSampler
+
+    cfg, model, _ = trained
+    inputs, targets = next(tiny_data.window_batches(16, np.random.default_rng(0)))
+    inputs, targets = torch.as_tensor(inputs), torch.as_tensor(targets)
+    last_only = torch.zeros_like(targets)
+    last_only[:, -1] = targets[:, -1]
+
+    def loss_mix(window, tgt):
+        model.cfg = replace(cfg, gemirec={"mix_window": window})
+        model._gen.manual_seed(0)  # same positions and negatives for both windows
+        sampler = CandidateSampler(torch.as_tensor(tiny_data.item_popularity()), 64,
+                                   torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            return model.positions_loss(inputs, tgt, sampler)[1]["loss_mix"]
+
+    model.eval()
+    try:
+        assert (targets[:, :-1] > 0).any()
+        assert loss_mix(3, targets) > loss_mix(1, targets) + 1e-3
+        assert loss_mix(3, last_only) == pytest.approx(loss_mix(1, last_only), rel=1e-6)
+    finally:
+        model.cfg = cfg
