@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--K", type=int, default=None, help="interests per user")
     p.add_argument("--C", type=int, default=None, help="GemiRec dictionary levels")
     p.add_argument("--M", type=int, default=None, help="GemiRec codes per level")
-    p.add_argument("--merge", default=None, help="GemiRec merge: mixture|quota|weighted|max")
+    p.add_argument("--merge", default=None,
+                   help="GemiRec merge: mixture|quota|weighted|max (kept as given: no validation choice)")
     p.add_argument("--label-suffix", default="", help="appended to model labels (ablations)")
     p.add_argument("--force", action="store_true", help="ignore cached results")
     args = p.parse_args(argv)
@@ -268,8 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides.append(f"gemirec.n_levels={args.C}")
     if args.M is not None:
         overrides.append(f"gemirec.codebook_size={args.M}")
-    if args.merge is not None:
-        overrides.append(f"gemirec.merge={args.merge}")
+    if args.merge is not None:  # a merge asked for by name is kept: no validation choice over the mixture
+        overrides += [f"gemirec.merge={args.merge}", "gemirec.select_on_validation=false"]
     base = load_config(preset, overrides)
     t0 = time.perf_counter()
     inter = load_dataset(args.dataset, args.data_dir)

@@ -45,7 +45,8 @@ def write_table(rows: list[dict], out: Path) -> None:
     lines = ["# Training time: GemiRec against ComiRec-SA, back to back", "",
              "Made by `python -m benchmarks.train_time --dataset <name> --threads <n>`: both models train",
              "one after the other in one process with the benchmark's preset and budget (early stopping",
-             "on validation Recall@50). `wall` includes GemiRec's choice of merge/K on validation users.",
+             "on validation Recall@50). `wall` includes GemiRec's choice of its merge settings on",
+             "validation users.",
              "Target (issue #3): GemiRec's wall time ≤ 2 × ComiRec-SA's.", "",
              "| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
              "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | when |",

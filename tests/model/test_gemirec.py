@@ -163,3 +163,23 @@ def test_mixture_loss_window_scores_the_items_ahead(trained, tiny_data):
         assert loss_mix(3, last_only) == pytest.approx(loss_mix(1, last_only), rel=1e-6)
     finally:
         model.cfg = cfg
+
+
+def test_history_blend_weights_interests_by_their_share_of_the_history(trained, tiny_data):
+    cfg, model, _ = trained
+    hist = torch.as_tensor(tiny_data.eval_set(2).histories[:20])
+    try:
+        with torch.no_grad():
+            model.cfg = replace(cfg, gemirec={"history_blend": 0.0})
+            _, codes0, p0 = model.interests(hist)
+            model.cfg = replace(cfg, gemirec={"history_blend": 1.0})
+            _, codes1, p1 = model.interests(hist)
+    finally:
+        model.cfg = cfg
+    assert torch.equal(codes0, codes1)  # the blend reweights the generated interests, it picks no others
+    family = model.item_codes[hist][..., 0]
+    for row in range(len(hist)):
+        counts = torch.stack([((family[row] == c) & (hist[row] > 0)).sum() for c in codes1[row, :, 0]])
+        expected = (counts + 1e-3) / (counts + 1e-3).sum()
+        torch.testing.assert_close(p1[row], expected.float(), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(p0, p1)
