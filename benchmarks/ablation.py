@@ -18,7 +18,16 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.run import CACHE, CACHE_VERSION, DATASET_PRESETS, RESULTS, console, run_key
+from benchmarks.run import (
+    CACHE,
+    CACHE_VERSION,
+    DATASET_PRESETS,
+    RESULTS,
+    console,
+    run_key,
+    save_weights,
+    weights_path,
+)
 from features.datasets import load_dataset
 from model.config import load_config, replace
 from model.evaluate import build_index, evaluate
@@ -61,7 +70,7 @@ INFERENCE_VARIANTS = {
 
 def trained_model(dataset, data, cfg, force=False):
     key = run_key(dataset, data.fingerprint(), cfg)
-    path = CACHE / dataset / "models" / f"gemirec-s{cfg.train.seed}-{key}.pt"
+    path = weights_path(dataset, cfg.train.seed, key)
     seed_everything(cfg.train.seed)
     model = make_model(cfg, data)
     if path.exists() and not force:
@@ -71,17 +80,7 @@ def trained_model(dataset, data, cfg, force=False):
         return model, saved["meta"]
     start = time.perf_counter()
     result = fit(model, data, cfg, progress=console.is_terminal)
-    meta = {
-        "train_seconds": time.perf_counter() - start,
-        "best_epoch": result.best_epoch,
-        "diagnostics": {
-            k: v
-            for k, v in result.history[result.best_epoch].items()
-            if k.startswith(("code_", "dead_", "topk_hit", "oracle"))
-        },
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state": model.state_dict(), "meta": meta}, path)
+    meta = save_weights(path, model, result, time.perf_counter() - start)
     return model, meta
 
 

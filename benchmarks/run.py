@@ -74,6 +74,27 @@ def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def epoch_diagnostics(fit_result) -> dict:
+    """GemiRec's dictionary and generator diagnostics at the kept epoch."""
+    return {k: v for k, v in fit_result.history[fit_result.best_epoch].items()
+            if k.startswith(("code_", "dead_", "topk_hit", "oracle"))}
+
+
+def weights_path(dataset: str, seed: int, key: str) -> Path:
+    """Where a trained GemiRec's weights are cached (git-ignored), shared by the campaign and the ablation."""
+    return CACHE / dataset / "models" / f"gemirec-s{seed}-{key}.pt"
+
+
+def save_weights(path: Path, model, fit_result, seconds: float) -> dict:
+    import torch  # late: the tables and keys need no torch
+
+    meta = {"train_seconds": seconds, "best_epoch": fit_result.best_epoch,
+            "diagnostics": epoch_diagnostics(fit_result)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": model.state_dict(), "meta": meta}, path)
+    return meta
+
+
 def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bool = False) -> dict:
     key = run_key(dataset, data.fingerprint(), cfg)
     path = CACHE / dataset / f"{label}-s{cfg.train.seed}-{key}.json"
@@ -92,8 +113,7 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     if hasattr(model, "item_codes"):
         from model.gemirec import next_interest_recovery
 
-        diagnostics = {k: v for k, v in fit_result.history[fit_result.best_epoch].items()
-                       if k.startswith(("code_", "dead_", "topk_hit", "oracle"))}
+        diagnostics = epoch_diagnostics(fit_result)
         diagnostics.update(next_interest_recovery(model, data, 2))
     record = {
         "cache_version": CACHE_VERSION, "dataset": dataset, "label": label, "model": cfg.model,
@@ -109,14 +129,7 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "item_codes"):  # the ablation's base model for this config: it need not retrain it
-        import torch
-
-        weights = CACHE / dataset / "models" / f"gemirec-s{cfg.train.seed}-{key}.pt"
-        weights.parent.mkdir(exist_ok=True)
-        meta = {"train_seconds": fit_result.seconds, "best_epoch": fit_result.best_epoch,
-                "diagnostics": {k: v for k, v in diagnostics.items()
-                                if k.startswith(("code_", "dead_", "topk_hit", "oracle"))}}
-        torch.save({"state": model.state_dict(), "meta": meta}, weights)
+        save_weights(weights_path(dataset, cfg.train.seed, key), model, fit_result, fit_result.seconds)
     path.write_text(json.dumps(record, indent=1))
     return record
 
