@@ -31,7 +31,7 @@ from benchmarks.run import (
 from features.datasets import load_dataset
 from model.config import load_config, replace
 from model.evaluate import build_index, evaluate
-from model.gemirec import next_interest_recovery
+from model.interest_diagnostics import next_interest_recovery
 from model.sequences import SequenceData
 from model.train import fit, make_model, seed_everything
 

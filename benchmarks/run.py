@@ -111,7 +111,7 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     lo, hi = bootstrap_ci(test.per_user["recall@50"])
     diagnostics = {}
     if hasattr(model, "item_codes"):
-        from model.gemirec import next_interest_recovery
+        from model.interest_diagnostics import next_interest_recovery
 
         diagnostics = epoch_diagnostics(fit_result)
         diagnostics.update(next_interest_recovery(model, data, 2))

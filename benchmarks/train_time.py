@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -41,24 +42,45 @@ def time_model(name: str, base, data: SequenceData, seed: int) -> dict:
             "val_recall@50": result.best_val_recall50}
 
 
+def _row_line(r: dict) -> str:
+    sa, gr = r["comirec-sa"], r["gemirec"]
+    return (f"| {r['dataset']} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
+            f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
+            f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
+            f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r.get('commit', '?')} | {r['created']} |")
+
+
 def write_table(rows: list[dict], out: Path) -> None:
+    """The latest run per (dataset, seed, threads) on top; every earlier run below, for the record."""
+    header = ["| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
+              "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | commit | when |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    latest: dict[tuple, dict] = {}
+    for r in rows:
+        latest[(r["dataset"], r["seed"], r["threads"])] = r
+    older = [r for r in rows if latest[(r["dataset"], r["seed"], r["threads"])] is not r]
     lines = ["# Training time: GemiRec against ComiRec-SA, back to back", "",
              "Made by `python -m benchmarks.train_time --dataset <name> --threads <n>`: both models train",
              "one after the other in one process with the benchmark's preset and budget (early stopping",
              "on validation Recall@50). `wall` includes GemiRec's choice of its merge settings on",
-             "validation users.",
+             "validation users. `load before` is the 1-minute load average when the run began (2 cores).",
              "Target (issue #3): GemiRec's wall time ≤ 2 × ComiRec-SA's.", "",
-             "| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
-             "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | when |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        sa, gr = r["comirec-sa"], r["gemirec"]
-        lines.append(
-            f"| {r['dataset']} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
-            f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
-            f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
-            f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r['created']} |")
+             "## Latest run per dataset", "", *header, *map(_row_line, latest.values())]
+    if older:
+        lines += ["", "## Earlier runs (older code; kept for the record)", "", *header,
+                  *map(_row_line, older)]
     (out / "train_time.md").write_text("\n".join(lines) + "\n")
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     data = SequenceData.from_frames(inter.events, inter.items, base.data)
     load_before = float(open("/proc/loadavg").read().split()[0]) if platform.system() == "Linux" else -1.0
     row = {"dataset": args.dataset, "seed": args.seed, "threads": args.threads, "load_before": load_before,
-           "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+           "commit": _commit(), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     for name in ("comirec-sa", "gemirec"):
         row[name] = time_model(name, base, data, args.seed)
         r = row[name]

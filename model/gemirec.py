@@ -17,6 +17,7 @@ from model.config import Config, replace
 from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
+from model.interest_diagnostics import interest_diagnostics
 from model.losses import sampled_softmax_logits
 from model.retrieval import (
     InterestQuery,
@@ -185,9 +186,12 @@ class GemiRec(Retriever):
         e_in = self.dictionary.embed(self.item_codes[inputs]).detach()
         g = self.generator.states(inputs, e_in, x)
         tgt_codes = self.item_codes[t]
-        loss_g = self.generator.loss(g[real], tgt_codes)
-        if g_cfg.gen_window > 1:
-            loss_g = loss_g + self._window_loss(g, targets)
+        # column w of `ahead` = the item w steps after the target (column 0 is the target itself)
+        ahead = items_ahead(targets, max(g_cfg.gen_window, g_cfg.mix_window))[real]  # (N, W)
+        w_gen = ahead[:, : g_cfg.gen_window]
+        nll_g = -self.generator.window_log_prob(g[real], self.item_codes[w_gen])  # (N, W_gen)
+        # the next item's code weighs 1, the code of the item w + 1 steps ahead 1/w
+        loss_g = window_mean(nll_g, w_gen > 0, 1.0 / torch.arange(len(nll_g[0])).clamp(min=1))
         # MIRM, teacher forcing: the query conditioned on the target's own interest
         q_tf = self.query(u, self.dictionary.embed(tgt_codes).detach())
         loss_tf = F.cross_entropy(sampled_softmax_logits(self.score_space(q_tf), cand_vec, log_q, tau),
@@ -205,22 +209,14 @@ class GemiRec(Retriever):
                               alpha=1.0 / tau).view(S, K, -1)
         log_w = torch.log_softmax(logp_k, -1) + np.log(max(1 - g_cfg.u_share, 1e-6))
         lsm_k, lsm_u = F.log_softmax(logit_k, -1), F.log_softmax(logits_u[sel], -1)
-
-        def mix_nll(col: torch.Tensor) -> torch.Tensor:  # -log Σ_k w_k p(item | q_k) - u's share, per row
-            lp_k = lsm_k.gather(2, col[:, None, None].expand(-1, K, 1)).squeeze(-1)
-            lp_u = lsm_u.gather(1, col[:, None]) + np.log(max(g_cfg.u_share, 1e-6))
-            return -torch.logsumexp(torch.cat([log_w + lp_k, lp_u], 1), dim=1)
-
-        loss_mix = mix_nll(pos_col[sel]).mean()
-        if g_cfg.mix_window > 1:
-            rows, cols = torch.nonzero(real, as_tuple=True)
-            rows, cols = rows[sel], cols[sel]
-            for w in range(1, g_cfg.mix_window):
-                ahead = F.pad(targets[:, w:], (0, w))[rows, cols]
-                ok = ahead > 0
-                if ok.any():
-                    col = torch.searchsorted(cand, ahead.clamp(min=1))
-                    loss_mix = loss_mix + mix_nll(col)[ok].mean() / (w + 1)
+        # -log Σ_k w_k p(item | q_k) - u's share, for the target and the items up to W_mix - 1 steps
+        # after it, all gathered at once (one gather's backward instead of one per window step)
+        w_mix = ahead[sel, : g_cfg.mix_window]  # (S, W_mix)
+        col = torch.cat([pos_col[sel, None], torch.searchsorted(cand, w_mix[:, 1:].clamp(min=1))], 1)
+        lp_k = lsm_k.gather(2, col[:, None, :].expand(-1, K, -1))  # (S, K, W_mix)
+        lp_u = lsm_u.gather(1, col) + np.log(max(g_cfg.u_share, 1e-6))  # (S, W_mix)
+        nll_mix = -torch.logsumexp(torch.cat([log_w.unsqueeze(-1) + lp_k, lp_u.unsqueeze(1)], 1), dim=1)
+        loss_mix = window_mean(nll_mix, w_mix > 0, 1.0 / torch.arange(1, len(nll_mix[0]) + 1))
         loss = (loss_u + loss_tf + g_cfg.lambda_mix * loss_mix + g_cfg.lambda_q * loss_q
                 + g_cfg.lambda_g * loss_g)
         return loss, {"loss_u": loss_u.item(), "loss_g": loss_g.item(), "loss_mix": loss_mix.item()}
@@ -231,8 +227,9 @@ class GemiRec(Retriever):
         evaluation's targets are the whole last 20 % of a history), not just the next item."""
         total = states.new_zeros(())
         tau, n_max = self.cfg.train.temperature, self.cfg.gemirec.mix_positions
+        window = items_ahead(targets, self.cfg.gemirec.query_window)
         for w in range(1, self.cfg.gemirec.query_window):
-            ahead = F.pad(targets[:, w:], (0, w))
+            ahead = window[..., w]
             ok = torch.nonzero((ahead > 0) & (targets > 0), as_tuple=True)
             if len(ok[0]) == 0:
                 continue
@@ -242,16 +239,6 @@ class GemiRec(Retriever):
             q = self.query(states[rows, cols], self.dictionary.embed(self.item_codes[item]).detach())
             logits = sampled_softmax_logits(self.score_space(q), cand_vec, log_q, tau)
             total = total + F.cross_entropy(logits, torch.searchsorted(cand, item)) / w
-        return total
-
-    def _window_loss(self, g: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Codes of items 2..W steps ahead (targets[t + w − 1]) as extra near-future targets."""
-        total = g.new_zeros(())
-        for w in range(1, self.cfg.gemirec.gen_window):
-            ahead = F.pad(targets[:, w:], (0, w))  # (B, L): the item w+1 steps after position t
-            ok = (ahead > 0) & (targets > 0)
-            if ok.any():
-                total = total + self.generator.loss(g[ok], self.item_codes[ahead[ok]]) / w
         return total
 
     # ---- inference ----------------------------------------------------------------------------
@@ -377,78 +364,13 @@ class GemiRec(Retriever):
         return dict(self._logs)
 
 
-@torch.no_grad()
-def interest_diagnostics(model: GemiRec, es, max_users: int = 1000, n: int = 50) -> dict[str, float]:
-    """Top-K hit rate of the generated interests and the oracle readout (DESIGN §2.7)."""
-    was = model.training
-    model.eval()
-    hist = torch.as_tensor(es.histories[:max_users], device=model.item_codes.device)
-    targets = es.targets[:max_users]
-    u, codes, _ = model.interests(hist)
-    codes_np = codes.cpu().numpy()
-    table = model.item_codes.cpu().numpy()
-    hit, total = 0, 0
-    oracle_pairs, oracle_targets = [], []
-    for row in range(len(targets)):
-        t = targets[row][targets[row] >= 0]
-        tc = table[t]  # (T, C)
-        match = (tc[:, None, :] == codes_np[row][None]).all(-1).any(1)
-        hit += int(match.sum())
-        total += len(t)
-        for code in np.unique(tc, axis=0):
-            oracle_pairs.append((row, code))
-            oracle_targets.append(set(t[(tc == code).all(1)].tolist()))
-    rows = torch.as_tensor([r for r, _ in oracle_pairs], device=u.device)
-    oc = torch.as_tensor(np.stack([c for _, c in oracle_pairs]), device=u.device)
-    q = model.score_space(model.query(u[rows], model.dictionary.embed(oc))).float().cpu().numpy()
-    index = ItemIndex.build(model.item_matrix(), "flat")
-    _, top = index.search(q, n)
-    found = np.zeros(len(targets))
-    for j, (row, _) in enumerate(oracle_pairs):
-        found[row] += len(oracle_targets[j] & set(top[j].tolist()))
-    sizes = np.maximum((targets >= 0).sum(1), 1)
-    model.train(was)
-    return {"topk_hit": hit / max(total, 1), "oracle_recall@50": float((found / sizes).mean())}
+def items_ahead(targets: torch.Tensor, window: int) -> torch.Tensor:
+    """targets (B, L) -> (B, L, window): [..., w] is the item w steps after targets[:, t] (0 past the end)."""
+    return torch.stack([F.pad(targets[:, w:], (0, w)) for w in range(window)], -1)
 
 
-@torch.no_grad()
-def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) -> dict[str, float]:
-    """How often the category of a user's NEXT item is among the categories of the K generated interests.
-
-    On the simulator categories are the planted topics, so this measures whether the generator recovers
-    the planted next interest. Each code stands for the majority category of its items. Reference: the
-    same hit rate for the K most frequent categories of the history (what a history-only model can do).
-    """
-    es = data.eval_set(part)
-    cats = data.item_category
-    table = model.item_codes.cpu().numpy()
-    key = np.zeros(len(table), dtype=np.int64)
-    for c in range(table.shape[1]):
-        key = key * model.cfg.gemirec.codebook_size + table[:, c]
-    majority = {}
-    for k in np.unique(key[1:]):
-        member = cats[1:][key[1:] == k]
-        member = member[member >= 0]
-        majority[int(k)] = int(np.bincount(member).argmax()) if len(member) else -1
-    was = model.training
-    model.eval()
-    _, codes, _ = model.interests(torch.as_tensor(es.histories, device=model.item_codes.device))
-    model.train(was)
-    codes = codes.cpu().numpy()
-    hits, ref_hits = [], []
-    for row, u in enumerate(es.users):
-        seq = data.sequence(u)
-        nxt = cats[seq[len(es.full_histories[row])]]
-        if nxt < 0:
-            continue
-        k_codes = codes[row]
-        flat = np.zeros(len(k_codes), dtype=np.int64)
-        for c in range(k_codes.shape[1]):
-            flat = flat * model.cfg.gemirec.codebook_size + k_codes[:, c]
-        hits.append(nxt in {majority.get(int(f), -1) for f in flat})
-        hist_c = cats[es.full_histories[row]]
-        hist_c = hist_c[hist_c >= 0]
-        top = np.argsort(-np.bincount(hist_c), kind="stable")[: len(k_codes)] if len(hist_c) else []
-        ref_hits.append(nxt in set(np.asarray(top).tolist()))
-    return {"next_interest_hit": float(np.mean(hits)) if hits else float("nan"),
-            "history_topk_category_hit": float(np.mean(ref_hits)) if ref_hits else float("nan")}
+def window_mean(nll: torch.Tensor, ok: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ_w weights[w] · mean of nll[:, w] over the rows where ok[:, w] (a column with none adds 0)."""
+    n = ok.sum(0)
+    per_column = torch.where(ok, nll, 0.0).sum(0) / n.clamp(min=1)
+    return (per_column * weights.to(nll) * (n > 0)).sum()

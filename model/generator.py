@@ -51,6 +51,22 @@ class InterestGenerator(nn.Module):
             total = total + logp.gather(1, codes[:, c : c + 1]).squeeze(1)
         return total
 
+    def window_log_prob(self, g: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log p of W targets per state: g (N, d), codes (N, W, C) -> (N, W).
+
+        Level 1's head sees g alone, so its logits are computed once for all W targets (the window
+        losses asked for them W times before: an eighth of a joint training epoch at W = 8)."""
+        N, W, C = codes.shape
+        logp0 = F.log_softmax(self.level_logits(g, codes.new_zeros(N, 0), 0), dim=-1)  # (N, M)
+        total = logp0.gather(1, codes[:, :, 0])
+        if C > 1:
+            g_rep = g.unsqueeze(1).expand(N, W, -1).reshape(N * W, -1)
+            flat = codes.reshape(N * W, C)
+            for c in range(1, C):
+                logp = F.log_softmax(self.level_logits(g_rep, flat, c), dim=-1)
+                total = total + logp.gather(1, flat[:, c : c + 1]).view(N, W)
+        return total
+
     def loss(self, g: torch.Tensor, target_codes: torch.Tensor, weight: torch.Tensor | None = None):
         """Mean negative log-likelihood of the target codes (N, C)."""
         nll = -self.log_prob(g, target_codes)

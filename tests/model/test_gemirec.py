@@ -183,3 +183,16 @@ def test_history_blend_weights_interests_by_their_share_of_the_history(trained, 
         expected = (counts + 1e-3) / (counts + 1e-3).sum()
         torch.testing.assert_close(p1[row], expected.float(), atol=1e-5, rtol=1e-4)
     assert not torch.allclose(p0, p1)
+
+
+def test_items_ahead_and_window_mean():
+    from model.gemirec import items_ahead, window_mean
+
+    targets = torch.tensor([[0, 5, 6, 7]])
+    ahead = items_ahead(targets, 3)
+    assert ahead[0, 1].tolist() == [5, 6, 7]  # the target, then the items 1 and 2 steps after it
+    assert ahead[0, 3].tolist() == [7, 0, 0]  # nothing after the end of the window
+    nll = torch.tensor([[1.0, 2.0, float("nan")], [3.0, 4.0, float("nan")]])
+    ok = torch.tensor([[True, True, False], [True, False, False]])
+    # column means over the rows that have the item (2 and 2), weighted; an empty column adds nothing
+    assert window_mean(nll, ok, torch.tensor([1.0, 0.5, 0.25])).item() == pytest.approx(2.0 + 0.5 * 2.0)

@@ -50,3 +50,14 @@ def test_single_level_beam_is_top_k():
     codes, logp = gen.beam_search(g, k=4)
     probs = torch.log_softmax(gen.level_logits(g, torch.zeros(3, 0, dtype=torch.long), 0), -1)
     assert torch.equal(codes[:, :, 0], probs.topk(4).indices)
+
+
+def test_window_log_prob_matches_log_prob_column_by_column():
+    torch.manual_seed(0)
+    gen = InterestGenerator(16, 2, 5, 8, 1, 2, 0.0, 6).eval()
+    g = torch.randn(7, 16)
+    codes = torch.randint(0, 5, (7, 3, 2))  # three targets per state
+    batched = gen.window_log_prob(g, codes)
+    assert batched.shape == (7, 3)
+    for w in range(3):
+        assert torch.allclose(batched[:, w], gen.log_prob(g, codes[:, w]), atol=1e-6)
