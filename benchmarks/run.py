@@ -123,6 +123,8 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
         "epochs": fit_result.epochs_run, "stopped": fit_result.stopped,
         "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
         "test_eval_seconds": test_seconds, "test_recall@50_ci95": [lo, hi],
+        # per test user, in the eval set's fixed order: models are compared user by user (summary.py)
+        "test_per_user_recall@50": [round(float(x), 6) for x in test.per_user["recall@50"]],
         "history": fit_result.history, "diagnostics": diagnostics,
         "selected": getattr(model, "selected", None),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -178,6 +180,7 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
             "train_seconds": [r["train_seconds"] for r in recs],
             "test_eval_seconds": [r["test_eval_seconds"] for r in recs],
             "epochs": [r["epochs"] for r in recs],
+            "test_per_user_recall@50": [r.get("test_per_user_recall@50") for r in recs],
         }
     header = ["model", "training", "seeds"] + [c for _, c in COLUMNS] + ["query cos", "val R@50", "train s",
                                                                          "eval s"]

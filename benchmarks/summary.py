@@ -12,6 +12,7 @@ import json
 import numpy as np
 
 from benchmarks.run import RESULTS
+from model.evaluate import paired_ratio_ci
 
 DATASETS = ["ml-100k", "lastfm-s3rec", "simulator", "amazon-beauty-s3rec", "amazon-toys-s3rec",
             "amazon-video-sasrec"]
@@ -70,11 +71,55 @@ def summary_lines() -> list[str]:
             f"| {_mean(g) / single:.3f} (bar {bar:.2f}) "
             f"| {_mean(g) / _mean(table[best_all]):.3f} ({best_all}) "
             f"| {time_ratio:.2f} | {back_to_back.get(ds, '–')} |")
-    return lines + ratios + _learning_rates() + [
+    return lines + ratios + _paired() + _learning_rates() + [
         "", "Campaign training times come from runs made at different times under different loads (two",
         "benchmark lanes on 2 cores, sometimes more work beside them), so that ratio is rough; the",
         "back-to-back column trains both models one after the other in one process",
         "(`python -m benchmarks.train_time`, table in `train_time.md`; latest run per dataset)."]
+
+
+def _per_user(entry: dict) -> tuple[dict[int, np.ndarray], set[int]]:
+    """Per-user test R@50 averaged over the seeds that stored it, and those seeds."""
+    arrays = {s: np.asarray(a, dtype=float) for s, a in
+              zip(entry["seeds"], entry.get("test_per_user_recall@50") or []) if a is not None}
+    return arrays, set(arrays)
+
+
+def _paired() -> list[str]:
+    """GemiRec against each baseline on the same test users and seeds: a 95 % interval for the ratio
+    says whether a gap is larger than what the choice of test users alone can produce."""
+    rows = []
+    for ds in DATASETS:
+        path = RESULTS / f"{ds}.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        if "gemirec" not in table:
+            continue
+        g, g_seeds = _per_user(table["gemirec"])
+        cells = []
+        for m in ("single", "comirec-sa"):
+            if m not in table:
+                cells.append("–")
+                continue
+            b, b_seeds = _per_user(table[m])
+            seeds = sorted(g_seeds & b_seeds)
+            if not seeds:
+                cells.append("–")
+                continue
+            a_mean = np.mean([g[s] for s in seeds], axis=0)
+            b_mean = np.mean([b[s] for s in seeds], axis=0)
+            ratio, lo, hi = paired_ratio_ci(a_mean, b_mean)
+            cells.append(f"{ratio:.3f} [{lo:.3f}, {hi:.3f}] ({len(seeds)})")
+        n_users = len(next(iter(g.values()))) if g else 0
+        rows.append(f"| {ds} | {n_users} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "GemiRec against single-vector and ComiRec-SA, paired on the same test users: ratio of",
+            "mean R@50 over the seeds both models stored per-user results for (count in brackets), with",
+            "a 95 % bootstrap interval over test users. An interval that straddles a bar means the test",
+            "set cannot tell whether the bar is met.", "",
+            "| dataset | test users | GemiRec / single [95 %] (seeds) "
+            "| GemiRec / ComiRec-SA [95 %] (seeds) |",
+            "|---|---|---|---|", *rows]
 
 
 def _seed0(entry: dict, key: str) -> float | None:

@@ -109,3 +109,17 @@ def bootstrap_ci(per_user: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tup
         return float("nan"), float("nan")
     means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def paired_ratio_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0
+                    ) -> tuple[float, float, float]:
+    """mean(a) / mean(b) over the same users, with a 95 % bootstrap interval that resamples users (one
+    draw for both models, so what the two share, which users are easy, cancels out of the interval)."""
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) == 0 or b.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), (n_boot, len(a)))
+    ratios = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-12)
+    return float(a.mean() / b.mean()), float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
