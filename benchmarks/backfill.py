@@ -1,0 +1,94 @@
+"""Add per-user test Recall@50 to cached campaign runs made before the records kept it.
+
+    python -m benchmarks.backfill --dataset ml-100k --models single,gemirec
+
+The paired comparison in `benchmarks/summary.py` needs every model's R@50 per test user.
+- GemiRec: the campaign saved its weights, so they are loaded and re-scored with the settings it chose on
+  validation users. The per-user results are written only if the re-scored test R@50 equals the cached
+  one (to 1e-9); a mismatch is reported and the record is left as it was.
+- Other models keep no weights, so the run is redone with the record's own config, exactly what
+  `benchmarks.run --force` does (the same code path). The old and new R@50 are both printed: training is
+  seeded, so they agree unless the model's code changed since the record was made.
+The tables are rebuilt afterwards (`python -m benchmarks.run --dataset <d> --models <m>` with the same
+seeds reads everything from the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from benchmarks.run import (
+    CACHE,
+    CACHE_VERSION,
+    _latest_per_label,
+    console,
+    run_one,
+    weights_path,
+)
+from features.datasets import load_dataset
+from model.config import Config
+from model.evaluate import build_index, evaluate
+from model.sequences import SequenceData
+from model.train import make_model
+
+
+def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -> list[float] | None:
+    cfg = Config.from_dict(record["config"])
+    path = weights_path(dataset, record["seed"], key)
+    selected = record.get("selected") or {}
+    if not path.exists() or selected.get("merge", "mixture") != "mixture":
+        console.print(f"  no weights (or a non-mixture choice) for {path.name}: left alone")
+        return None
+    model = make_model(cfg, data)
+    model.load_state_dict(torch.load(path, weights_only=True)["state"])
+    if selected:
+        model._apply_choice({"n_interests": selected["K"], "u_share": selected["u_share"],
+                             "history_blend": selected.get("history_blend", 0.0),
+                             "restrict_family": selected.get("restrict_family", True)})
+    model.eval()
+    test = evaluate(model, data, 2, index=build_index(model), per_user=True)
+    cached, now = record["test"]["recall@50"], test.metrics["recall@50"]
+    if abs(cached - now) > 1e-9:
+        console.print(f"  [red]re-scored R@50 {100 * now:.4f} != cached {100 * cached:.4f}: left alone[/]")
+        return None
+    return [round(float(x), 6) for x in test.per_user["recall@50"]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--models", required=True, help="comma list of campaign labels, e.g. single,gemirec")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    files = sorted((CACHE / args.dataset).glob("*.json"))
+    if not files:
+        raise SystemExit(f"no cached runs under {CACHE / args.dataset}")
+    records = [json.loads(f.read_text()) | {"_file": str(f)} for f in files]
+    inter = load_dataset(args.dataset, args.data_dir)
+    data = SequenceData.from_frames(inter.events, inter.items, Config.from_dict(records[0]["config"]).data)
+    records = [r for r in records if r["data_fingerprint"] == data.fingerprint()
+               and r.get("cache_version") == CACHE_VERSION]
+    labels = args.models.split(",")
+    for rec in sorted(_latest_per_label(records), key=lambda r: (r["label"], r["seed"])):
+        if rec["label"] not in labels or rec.get("test_per_user_recall@50") is not None:
+            continue
+        path = Path(rec.pop("_file"))
+        console.print(f"{args.dataset} {rec['label']} seed {rec['seed']} ({path.name})")
+        if rec["model"] == "gemirec":
+            per_user = rescore_gemirec(args.dataset, data, rec, path.stem.rsplit("-", 1)[1])
+            if per_user is not None:
+                rec["test_per_user_recall@50"] = per_user
+                path.write_text(json.dumps(rec, indent=1))
+                console.print("  re-scored from its weights: R@50 equals the cached run's; per-user added")
+        else:
+            new = run_one(args.dataset, data, Config.from_dict(rec["config"]), rec["label"], force=True)
+            console.print(f"  retrained: R@50 {100 * new['test']['recall@50']:.4f} "
+                          f"(cached {100 * rec['test']['recall@50']:.4f})")
+
+
+if __name__ == "__main__":
+    main()
