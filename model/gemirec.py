@@ -30,7 +30,7 @@ from model.retrieval import (
 )
 from model.retriever import Recommendations, Retriever
 from model.sequences import SequenceData
-from model.towers import SingleVector
+from model.towers import SingleVector, trim_left_padding
 
 
 class GemiRec(Retriever):
@@ -246,6 +246,7 @@ class GemiRec(Retriever):
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> u (B, d), codes (B, K, C), probabilities (B, K) renormalised over the K kept (K = k or the
         model's K; serving may ask for fewer or more interests per request)."""
+        ids = trim_left_padding(ids)  # only the last position is read
         states = self.backbone.sequence_states(ids)
         u = states[:, -1]
         if self.cfg.gemirec.interest_source == "history":

@@ -196,3 +196,23 @@ def test_items_ahead_and_window_mean():
     ok = torch.tensor([[True, True, False], [True, False, False]])
     # column means over the rows that have the item (2 and 2), weighted; an empty column adds nothing
     assert window_mean(nll, ok, torch.tensor([1.0, 0.5, 0.25])).item() == pytest.approx(2.0 + 0.5 * 2.0)
+
+
+def test_trimming_shared_left_padding_leaves_interests_unchanged(trained, tiny_data, monkeypatch):
+    """Inference reads only the last position, so the columns that are padding in every row are dropped;
+    the user vector, the generated codes and their probabilities must not change."""
+    from model.towers import trim_left_padding
+
+    _, model, _ = trained
+    hist = torch.as_tensor(tiny_data.eval_set(2).histories[:8])
+    short = torch.zeros_like(hist)
+    short[:, -3:] = hist[:, -3:].clamp(min=1)  # at most 3 real items: most columns are padding
+    assert trim_left_padding(short).shape[1] == 3
+    model.eval()
+    with torch.no_grad():
+        u_trim, codes_trim, p_trim = model.interests(short)
+        monkeypatch.setattr("model.gemirec.trim_left_padding", lambda ids: ids)  # the full-width path
+        u_full, codes_full, p_full = model.interests(short)
+    assert torch.allclose(u_trim, u_full, atol=1e-5)
+    assert torch.equal(codes_trim, codes_full)
+    assert torch.allclose(p_trim, p_full, atol=1e-5)
