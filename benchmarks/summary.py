@@ -95,6 +95,8 @@ def _paired() -> list[str]:
         if "gemirec" not in table:
             continue
         g, g_seeds = _per_user(table["gemirec"])
+        if not g:
+            continue
         cells = []
         for m in ("single", "comirec-sa"):
             if m not in table:
@@ -109,7 +111,7 @@ def _paired() -> list[str]:
             b_mean = np.mean([b[s] for s in seeds], axis=0)
             ratio, lo, hi = paired_ratio_ci(a_mean, b_mean)
             cells.append(f"{ratio:.3f} [{lo:.3f}, {hi:.3f}] ({len(seeds)})")
-        n_users = len(next(iter(g.values()))) if g else 0
+        n_users = len(next(iter(g.values())))
         rows.append(f"| {ds} | {n_users} | " + " | ".join(cells) + " |")
     if not rows:
         return []

@@ -57,3 +57,18 @@ def test_unique_ratio_and_interest_cosine():
     expected = (0.0 + np.sqrt(0.5) + np.sqrt(0.5)) / 3
     assert M.mean_pairwise_cosine(q)[0] == pytest.approx(expected)
     assert np.isnan(M.mean_pairwise_cosine(q[:, :1])[0])
+
+
+def test_paired_ratio_interval_is_narrower_than_the_users_spread():
+    from model.evaluate import paired_ratio_ci
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.0, 1.0, 400)  # users differ a lot in how easy they are …
+    better = base * 1.10  # … and one model is 10 % better on every one of them
+    ratio, lo, hi = paired_ratio_ci(better, base)
+    assert ratio == pytest.approx(1.10)
+    assert lo == pytest.approx(1.10) and hi == pytest.approx(1.10)  # pairing cancels the users' spread
+    noisy = base + rng.normal(0.0, 0.2, 400)
+    ratio, lo, hi = paired_ratio_ci(noisy, base)
+    assert lo < ratio < hi and lo < 1.0 < hi  # pure noise: the interval straddles 1
+    assert np.isnan(paired_ratio_ci(np.array([np.nan]), np.array([0.5]))[0])
