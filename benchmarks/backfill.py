@@ -9,6 +9,10 @@ The paired comparison in `benchmarks/summary.py` needs every model's R@50 per te
 - Other models keep no weights, so the run is redone with the record's own config, exactly what
   `benchmarks.run --force` does (the same code path). The old and new R@50 are both printed: training is
   seeded, so they agree unless the model's code changed since the record was made.
+With `--reselect`, every cached GemiRec run whose weights are saved has its inference settings chosen
+again on validation users with the current rule (`GemiRec.after_fit`; training does not depend on it).
+Where the choice changes, validation and test results are recomputed from the weights and the record
+keeps the old choice under `reselected`; where it does not, the record is left as it was.
 The tables are rebuilt afterwards (`python -m benchmarks.run --dataset <d> --models <m>` with the same
 seeds reads everything from the cache).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -31,20 +36,18 @@ from benchmarks.run import (
 )
 from features.datasets import load_dataset
 from model.config import Config
-from model.evaluate import build_index, evaluate
+from model.evaluate import bootstrap_ci, build_index, evaluate
 from model.sequences import SequenceData
 from model.train import make_model
 
 
 def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -> list[float] | None:
-    cfg = Config.from_dict(record["config"])
-    path = weights_path(dataset, record["seed"], key)
     selected = record.get("selected") or {}
-    if not path.exists() or selected.get("merge", "mixture") != "mixture":
-        console.print(f"  no weights (or a non-mixture choice) for {path.name}: left alone")
+    model = load_gemirec(dataset, data, record, key)
+    if model is None or selected.get("merge", "mixture") != "mixture":
+        console.print(f"  no weights (or a non-mixture choice) for {record['label']} seed {record['seed']}: "
+                      "left alone")
         return None
-    model = make_model(cfg, data)
-    model.load_state_dict(torch.load(path, weights_only=True)["state"])
     if selected:
         model._apply_choice({"n_interests": selected["K"], "u_share": selected["u_share"],
                              "history_blend": selected.get("history_blend", 0.0),
@@ -58,11 +61,68 @@ def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) ->
     return [round(float(x), 6) for x in test.per_user["recall@50"]]
 
 
+def load_gemirec(dataset: str, data: SequenceData, record: dict, key: str):
+    path = weights_path(dataset, record["seed"], key)
+    if not path.exists():
+        return None
+    model = make_model(Config.from_dict(record["config"]), data)
+    model.load_state_dict(torch.load(path, weights_only=True)["state"])
+    return model
+
+
+def reselect_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -> dict | None:
+    """The record updated for the current validation rule, or None when the choice is unchanged."""
+    from model.interest_diagnostics import next_interest_recovery
+
+    model = load_gemirec(dataset, data, record, key)
+    old = record.get("selected") or {}
+    if model is None or not old or old.get("merge", "mixture") != "mixture":
+        console.print("  no weights or no validation choice: left alone")
+        return None
+    model.after_fit(data)
+    model.eval()
+    new = model.selected
+    same = all(new[k] == old.get(k, d) for k, d in
+               (("K", None), ("u_share", None), ("history_blend", 0.0), ("restrict_family", True)))
+    if abs(new["val_recall@50"] - old.get("val_recall@50", new["val_recall@50"])) > 1e-9 and same:
+        console.print(f"  [red]validation R@50 {new['val_recall@50']:.6f} != recorded "
+                      f"{old['val_recall@50']:.6f}: left alone[/]")
+        return None
+    if same:
+        console.print(f"  choice unchanged ({_describe(new)})")
+        return None
+    index = build_index(model)
+    val = evaluate(model, data, 1, index=index)
+    test = evaluate(model, data, 2, index=index, per_user=True)
+    lo, hi = bootstrap_ci(test.per_user["recall@50"])
+    console.print(f"  {_describe(old)} -> {_describe(new)}: test R@50 {100 * record['test']['recall@50']:.2f}"
+                  f" -> {100 * test.metrics['recall@50']:.2f}, unique "
+                  f"{100 * record['test'].get('unique_ratio@50', 0):.1f} -> "
+                  f"{100 * test.metrics.get('unique_ratio@50', 0):.1f}")
+    diagnostics = dict(record.get("diagnostics") or {})
+    diagnostics.update(next_interest_recovery(model, data, 2))
+    return record | {
+        "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
+        "test_recall@50_ci95": [lo, hi],
+        "test_per_user_recall@50": [round(float(x), 6) for x in test.per_user["recall@50"]],
+        "diagnostics": diagnostics, "selected": new,
+        "reselected": {"previous": old, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "rule": f"restrict_tolerance={model.cfg.gemirec.restrict_tolerance}"},
+    }
+
+
+def _describe(sel: dict) -> str:
+    return (f"K={sel['K']} u={sel['u_share']} blend={sel.get('history_blend', 0.0)} "
+            f"restrict={sel.get('restrict_family', True)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True)
     p.add_argument("--models", required=True, help="comma list of campaign labels, e.g. single,gemirec")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--reselect", action="store_true",
+                   help="choose GemiRec's inference settings again with the current validation rule")
     args = p.parse_args(argv)
     files = sorted((CACHE / args.dataset).glob("*.json"))
     if not files:
@@ -74,6 +134,14 @@ def main(argv: list[str] | None = None) -> None:
                and r.get("cache_version") == CACHE_VERSION]
     labels = args.models.split(",")
     for rec in sorted(_latest_per_label(records), key=lambda r: (r["label"], r["seed"])):
+        if args.reselect:
+            if rec["label"] in labels and rec["model"] == "gemirec":
+                path = Path(rec.pop("_file"))
+                console.print(f"{args.dataset} {rec['label']} seed {rec['seed']} ({path.name})")
+                updated = reselect_gemirec(args.dataset, data, rec, path.stem.rsplit("-", 1)[1])
+                if updated is not None:
+                    path.write_text(json.dumps(updated, indent=1))
+            continue
         if rec["label"] not in labels or rec.get("test_per_user_recall@50") is not None:
             continue
         path = Path(rec.pop("_file"))

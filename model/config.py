@@ -113,6 +113,9 @@ class GemiRecConfig:
     # design choice (not from the paper): interest k retrieves only items of its own level-1 code family,
     # so the K lists are distinct by construction (u stays unrestricted); validation recall was unchanged
     restrict_family: bool = True
+    # validation choice: keep the restriction unless dropping it gains more than this (relative R@50);
+    # retrieval.prefer_restricted says why
+    restrict_tolerance: float = 0.015
     # mixture merge: each query's exact log-partition costs a (queries × catalogue) product; above
     # partition_exact_max items (and, in training's per-epoch validation, above 2 × partition_sample) it
     # is estimated from the retrieved top list plus partition_sample random items

@@ -2,7 +2,7 @@ import faiss
 import numpy as np
 import pytest
 
-from model.retrieval import log_partition, log_partition_estimate, mixture_scores
+from model.retrieval import log_partition, log_partition_estimate, mixture_scores, prefer_restricted
 
 
 def _clustered(n: int, d: int, n_queries: int, seed: int = 0):
@@ -102,3 +102,13 @@ def test_ivfpq_rescores_exactly_and_survives_save_and_load(tmp_path):
     index.save(tmp_path / "i.faiss")
     again = ItemIndex.load(tmp_path / "i.faiss")
     np.testing.assert_array_equal(again.search(q, 50)[1], got)  # breadth and k_factor are kept
+
+
+def test_a_near_tie_goes_to_the_family_restriction_a_clear_win_does_not():
+    opts = [(0.300, {"restrict_family": True, "k": 1}), (0.290, {"restrict_family": True, "k": 2}),
+            (0.303, {"restrict_family": False, "k": 3})]
+    assert prefer_restricted(opts, 0.015)[1]["k"] == 1  # 0.303 is within 1.5 % of 0.300
+    assert prefer_restricted(opts, 0.0)[1]["k"] == 3  # no tolerance: the plain best
+    opts.append((0.310, {"restrict_family": False, "k": 4}))
+    assert prefer_restricted(opts, 0.015) == opts[-1]  # 3.3 % better: the unrestricted setting wins
+    assert prefer_restricted([(0.2, {"restrict_family": False})], 0.015)[0] == 0.2
