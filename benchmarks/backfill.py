@@ -10,9 +10,10 @@ The paired comparison in `benchmarks/summary.py` needs every model's R@50 per te
   `benchmarks.run --force` does (the same code path). The old and new R@50 are both printed: training is
   seeded, so they agree unless the model's code changed since the record was made.
 With `--reselect`, every cached GemiRec run whose weights are saved has its inference settings chosen
-again on validation users with the current rule (`GemiRec.after_fit`; training does not depend on it).
-Where the choice changes, validation and test results are recomputed from the weights and the record
-keeps the old choice under `reselected`; where it does not, the record is left as it was.
+again on validation users with the current rule (`GemiRec.after_fit`) and its validation and test
+results recomputed from the weights by the current retrieval code (training is not redone). Where
+anything changed, the record is rewritten and keeps its first choice and test results under
+`reselected`; otherwise it is left as it was.
 The tables are rebuilt afterwards (`python -m benchmarks.run --dataset <d> --models <m>` with the same
 seeds reads everything from the cache).
 """
@@ -71,7 +72,8 @@ def load_gemirec(dataset: str, data: SequenceData, record: dict, key: str):
 
 
 def reselect_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -> dict | None:
-    """The record updated for the current validation rule, or None when the choice is unchanged."""
+    """The record with its validation choice made again and its results recomputed by the current code
+    from the saved weights, or None when nothing changed."""
     from model.interest_diagnostics import next_interest_recovery
 
     model = load_gemirec(dataset, data, record, key)
@@ -84,30 +86,31 @@ def reselect_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -
     new = model.selected
     same = all(new[k] == old.get(k, d) for k, d in
                (("K", None), ("u_share", None), ("history_blend", 0.0), ("restrict_family", True)))
-    if abs(new["val_recall@50"] - old.get("val_recall@50", new["val_recall@50"])) > 1e-9 and same:
-        console.print(f"  [red]validation R@50 {new['val_recall@50']:.6f} != recorded "
-                      f"{old['val_recall@50']:.6f}: left alone[/]")
-        return None
-    if same:
-        console.print(f"  choice unchanged ({_describe(new)})")
-        return None
     index = build_index(model)
     val = evaluate(model, data, 1, index=index)
     test = evaluate(model, data, 2, index=index, per_user=True)
+    before, after = record["test"], test.metrics
+    unchanged = same and all(abs(after[k] - before.get(k, float("nan"))) <= 1e-9 for k in after)
+    console.print(f"  {_describe(old)} -> {_describe(new)}: val R@50 of the choice "
+                  f"{100 * old.get('val_recall@50', float('nan')):.4f} -> {100 * new['val_recall@50']:.4f}; "
+                  f"test R@50 {100 * before['recall@50']:.4f} -> {100 * after['recall@50']:.4f}, "
+                  f"unique {100 * before.get('unique_ratio@50', 0):.1f} -> "
+                  f"{100 * after.get('unique_ratio@50', 0):.1f}"
+                  + ("  (unchanged)" if unchanged else ""))
+    if unchanged:
+        return None
     lo, hi = bootstrap_ci(test.per_user["recall@50"])
-    console.print(f"  {_describe(old)} -> {_describe(new)}: test R@50 {100 * record['test']['recall@50']:.2f}"
-                  f" -> {100 * test.metrics['recall@50']:.2f}, unique "
-                  f"{100 * record['test'].get('unique_ratio@50', 0):.1f} -> "
-                  f"{100 * test.metrics.get('unique_ratio@50', 0):.1f}")
     diagnostics = dict(record.get("diagnostics") or {})
     diagnostics.update(next_interest_recovery(model, data, 2))
+    first = record.get("reselected") or {"previous": old, "previous_test": before}  # keep the original
     return record | {
-        "val": val.metrics, "test": test.metrics, "test_users": test.n_users,
-        "test_recall@50_ci95": [lo, hi],
+        "val": val.metrics, "test": after, "test_users": test.n_users, "test_recall@50_ci95": [lo, hi],
         "test_per_user_recall@50": [round(float(x), 6) for x in test.per_user["recall@50"]],
         "diagnostics": diagnostics, "selected": new,
-        "reselected": {"previous": old, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "rule": f"restrict_tolerance={model.cfg.gemirec.restrict_tolerance}"},
+        "reselected": {"previous": first["previous"], "previous_test": first.get("previous_test"),
+                       "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "code": "restrict_tolerance="
+                               f"{model.cfg.gemirec.restrict_tolerance}, exact per-family search"},
     }
 
 

@@ -23,6 +23,7 @@ from model.retrieval import (
     InterestQuery,
     allowed_in_family,
     exact_search_with_partition,
+    family_search,
     log_partition,
     log_partition_estimate,
     merge,
@@ -33,7 +34,8 @@ from model.retriever import Recommendations, Retriever
 from model.sequences import SequenceData
 from model.towers import SingleVector, trim_left_padding
 
-# restricted retrieval searches FAMILY_FETCH × n items per interest, then keeps those of its own family
+# restricted retrieval over an ANN index searches FAMILY_FETCH × n items per interest, then keeps those of
+# its own family (an exact index is searched per family: retrieval.family_search)
 FAMILY_FETCH = 4
 
 
@@ -309,24 +311,36 @@ class GemiRec(Retriever):
         probs_np = probs.float().cpu().numpy()
         weights = np.concatenate([(1 - g.u_share) * probs_np, np.full((len(ids), 1), g.u_share)], 1)
         B, Q, d = all_q.shape
-        fetch = n * FAMILY_FETCH if g.restrict_family else n
+        codes_np = codes.cpu().numpy()
+        family = self.item_codes[:, 0].cpu().numpy() if g.restrict_family else None
+        # restricted lists come from an exact search inside each family when the index is exact; an ANN
+        # index over-fetches and filters instead
+        per_family = g.restrict_family and index.exact
+        fetch = n * FAMILY_FETCH if g.restrict_family and not per_family else n
         item_matrix = lse = None
         fused = (self._pinned_items is not None and index.exact and g.merge == "mixture"
                  and len(self._pinned_items) <= g.partition_exact_max)
-        if fused:  # serving, exact index: one product gives the top lists and the partitions
+        if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
             item_matrix = self._pinned_items
-            scores, items, lse = exact_search_with_partition(all_q.reshape(B * Q, d), item_matrix, fetch,
-                                                             self.cfg.train.temperature)
+            row_family = (np.concatenate([codes_np[:, :, 0], np.full((B, 1), -1)], 1).reshape(-1)
+                          if per_family else None)
+            scores, items, lse = exact_search_with_partition(
+                all_q.reshape(B * Q, d), item_matrix, fetch, self.cfg.train.temperature,
+                row_family=row_family, item_family=family[1:] if per_family else None)
             lse = lse.reshape(B, Q)
         else:
             scores, items = index.search(all_q.reshape(B * Q, d), fetch)
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
         searched = scores, items
-        codes_np = codes.cpu().numpy()
         allowed = None
         if g.restrict_family:
-            family = self.item_codes[:, 0].cpu().numpy()
-            scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
+            if not per_family:
+                scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
+            elif not fused:
+                fam_s, fam_i = family_search(all_q[:, :K], self._item_matrix_cache(index), family,
+                                             codes_np[:, :, 0], n)
+                scores, items = scores.copy(), items.copy()
+                scores[:, :K], items[:, :K] = fam_s, fam_i
             allowed = allowed_in_family(family, codes_np[:, :, 0])
         if g.merge == "mixture" and not fused:
             item_matrix = self._item_matrix_cache(index)

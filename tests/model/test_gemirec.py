@@ -117,14 +117,17 @@ def test_weights_file_holds_tensors_only(trained, tiny_data, tmp_path):
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
 
-def test_serving_path_with_a_pinned_item_matrix_matches_the_faiss_path(trained, tiny_data):
+@pytest.mark.parametrize("restrict", [True, False])
+def test_serving_path_with_a_pinned_item_matrix_matches_the_faiss_path(trained, tiny_data, restrict):
     """Serving takes the top lists and partitions from one product (exact_search_with_partition); the
-    answers must be those of the FAISS search + separate partition that evaluation uses."""
+    answers must be those of the FAISS search + separate partition that evaluation uses, and with the
+    family restriction each interest's list is the exact top of its own family in both."""
     _, model, _ = trained
     index = build_index(model)
     histories = tiny_data.eval_set(2).histories[:50]
     chosen = model.cfg
-    model.cfg = replace(chosen, gemirec={"merge": "mixture"})  # the merge the fused path serves
+    # the merge the fused path serves
+    model.cfg = replace(chosen, gemirec={"merge": "mixture", "restrict_family": restrict})
     try:
         plain = model.recommend(histories, index, 30)
         model.pin_item_matrix(index.vectors())
@@ -135,6 +138,17 @@ def test_serving_path_with_a_pinned_item_matrix_matches_the_faiss_path(trained, 
     assert plain.merge_lse is not None
     assert np.array_equal(fused.ranked, plain.ranked)
     np.testing.assert_allclose(fused.merge_lse, plain.merge_lse, rtol=1e-5)
+    assert np.array_equal(fused.per_interest, plain.per_interest)
+    if restrict:
+        family = model.item_codes[:, 0].numpy()
+        vectors = index.vectors()
+        for u in range(5):
+            for k, code in enumerate(plain.interest_codes[u, :, 0]):
+                members = np.flatnonzero(family[1:] == code)
+                got = plain.per_interest[u, k]
+                assert len(got[got >= 0]) == min(30, len(members))  # full, not cut by a global top list
+                want = members[np.argsort(-(vectors[members] @ plain.queries[u, k]))[:30]] + 1
+                assert set(got[got >= 0]) == set(want)
 
 
 def test_mixture_loss_window_scores_the_items_ahead(trained, tiny_data):

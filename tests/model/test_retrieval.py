@@ -2,7 +2,14 @@ import faiss
 import numpy as np
 import pytest
 
-from model.retrieval import log_partition, log_partition_estimate, mixture_scores, prefer_restricted
+from model.retrieval import (
+    family_search,
+    log_partition,
+    log_partition_estimate,
+    mixture_scores,
+    prefer_restricted,
+    restrict_to_family,
+)
 
 
 def _clustered(n: int, d: int, n_queries: int, seed: int = 0):
@@ -112,3 +119,27 @@ def test_a_near_tie_goes_to_the_family_restriction_a_clear_win_does_not():
     opts.append((0.310, {"restrict_family": False, "k": 4}))
     assert prefer_restricted(opts, 0.015) == opts[-1]  # 3.3 % better: the unrestricted setting wins
     assert prefer_restricted([(0.2, {"restrict_family": False})], 0.015)[0] == 0.2
+
+
+def test_family_search_is_the_exact_top_n_inside_each_family_and_fills_what_filtering_leaves_empty():
+    rng = np.random.default_rng(0)
+    n_items, d, n = 600, 8, 20
+    items = rng.normal(size=(n_items, d)).astype(np.float32)
+    family = np.concatenate([[-1], rng.integers(0, 6, n_items)])  # by id; row 0 is padding
+    queries = rng.normal(size=(3, 2, d)).astype(np.float32)
+    query_family = np.array([[0, 5], [2, 3], [1, 7]])
+    scores, ids = family_search(queries, items, family, query_family, n)
+    for b in range(3):
+        for k in range(2):
+            members = np.flatnonzero(family[1:] == query_family[b, k])
+            want = members[np.argsort(-(items[members] @ queries[b, k]))[:n]] + 1
+            got = ids[b, k][ids[b, k] >= 0]
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(scores[b, k, : len(got)], items[got - 1] @ queries[b, k], rtol=1e-5)
+    assert (ids[2, 1] == -1).all()  # an empty family gives an empty list, not an error
+    # filtering a short global top list (what an ANN index does) leaves slots empty where this fills them
+    flat = queries.reshape(6, d) @ items.T
+    top = np.argsort(-flat, axis=1)[:, : 2 * n] + 1
+    top_scores = np.take_along_axis(flat, top - 1, 1).reshape(3, 2, -1)
+    _, filtered = restrict_to_family(top_scores, top.reshape(3, 2, -1), family, query_family, n)
+    assert (filtered[:2] >= 0).sum() < (ids[:2] >= 0).sum()
