@@ -5,7 +5,8 @@
 Training-time variants (dictionary levels C, codes per level M) are retrained; inference-time variants
 (K generated interests, merge strategy, family restriction, no MIPDM = the history's most frequent codes)
 reuse the trained base model. "no IDMM" is the single-vector backbone of the main table. Trained weights
-are cached under benchmarks/cache/<dataset>/models/ (not committed), results as JSON beside them.
+are cached under benchmarks/cache/<dataset>/models/ (not committed), results as JSON beside them;
+`--rescore` evaluates the saved weights again after a change to the inference code (no retraining).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def main(argv=None):
     p.add_argument("--dataset", required=True)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--rescore", action="store_true",
+                   help="evaluate again (with the current inference code) every run whose weights are saved")
     p.add_argument("--training", default="all",
                    help="comma list of training variants by first word ("
                    + ",".join(n.split()[0] for n in TRAINING_VARIANTS) + "), or 'all'")
@@ -136,7 +139,8 @@ def main(argv=None):
             res_path = (
                 CACHE / args.dataset / "ablation" / f"{run_key(args.dataset, data.fingerprint(), cfg)}.json"
             )
-            if res_path.exists():
+            saved = weights_path(args.dataset, seed, run_key(args.dataset, data.fingerprint(), cfg)).exists()
+            if res_path.exists() and not (args.rescore and saved):
                 res = json.loads(res_path.read_text())
             else:
                 model, meta = trained_model(args.dataset, data, cfg)

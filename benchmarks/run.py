@@ -178,6 +178,7 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
             "seeds": [r["seed"] for r in recs],
             "test": {k: [r["test"].get(k) for r in recs] for k, _ in COLUMNS},
             "val_recall@50": [r["val"]["recall@50"] for r in recs],
+            "val": {k: [r["val"].get(k) for r in recs] for k, _ in COLUMNS},
             "test_recall@50_ci95": [r["test_recall@50_ci95"] for r in recs],
             "train_seconds": [r["train_seconds"] for r in recs],
             "test_eval_seconds": [r["test_eval_seconds"] for r in recs],

@@ -71,11 +71,41 @@ def summary_lines() -> list[str]:
             f"| {_mean(g) / single:.3f} (bar {bar:.2f}) "
             f"| {_mean(g) / _mean(table[best_all]):.3f} ({best_all}) "
             f"| {time_ratio:.2f} | {back_to_back.get(ds, '–')} |")
-    return lines + ratios + _paired() + _learning_rates() + [
+    return lines + ratios + _paired() + _diversity() + _learning_rates() + [
         "", "Campaign training times come from runs made at different times under different loads (two",
         "benchmark lanes on 2 cores, sometimes more work beside them), so that ratio is rough; the",
         "back-to-back column trains both models one after the other in one process",
         "(`python -m benchmarks.train_time`, table in `train_time.md`; latest run per dataset)."]
+
+
+def _diversity() -> list[str]:
+    """Issue 3: GemiRec's unique ratio and novel-category recall against ComiRec-SA's, on test users and,
+    since the novel-category targets are few (a third to a half of the test users have any), on
+    validation users too."""
+    out = ["", "Diversity, GemiRec against ComiRec-SA (means over seeds, %): Unique@50 = distinct items",
+           "among the K interests' top-50 lists / (K · 50); Novel R@50 = recall of the targets whose",
+           "category is not in the history (datasets with item categories).", "",
+           "| dataset | Unique@50 test: GemiRec / SA | Novel R@50 test: GemiRec / SA "
+           "| Novel R@50 validation: GemiRec / SA |", "|---|---|---|---|"]
+
+    def mean(entry: dict, part: str, key: str) -> float:
+        vals = [v for v in (entry.get(part) or {}).get(key, []) if v is not None]
+        return 100 * float(np.mean(vals)) if vals else float("nan")
+
+    for ds in DATASETS:
+        path = RESULTS / f"{ds}.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        g, sa = table.get("gemirec"), table.get("comirec-sa")
+        if g is None or sa is None:
+            continue
+        cells = []
+        pairs = (("test", "unique_ratio@50"), ("test", "novel_recall@50"), ("val", "novel_recall@50"))
+        for part, key in pairs:
+            a, b = mean(g, part, key), mean(sa, part, key)
+            cells.append("–" if np.isnan(a) or np.isnan(b) or (key.startswith("novel") and a == b == 0)
+                         else f"{a:.1f} / {b:.1f}" + (" ✓" if a > b else " ✗"))
+        out.append(f"| {ds} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _per_user(entry: dict) -> tuple[dict[int, np.ndarray], set[int]]:
