@@ -118,7 +118,7 @@ def _per_user(entry: dict) -> tuple[dict[int, np.ndarray], set[int]]:
 def _paired() -> list[str]:
     """GemiRec against each baseline on the same test users and seeds: a 95 % interval for the ratio
     says whether a gap is larger than what the choice of test users alone can produce."""
-    rows = []
+    rows, missing = [], []
     for ds in DATASETS:
         path = RESULTS / f"{ds}.json"
         table = json.loads(path.read_text()) if path.exists() else {}
@@ -141,10 +141,17 @@ def _paired() -> list[str]:
             b_mean = np.mean([b[s] for s in seeds], axis=0)
             ratio, lo, hi = paired_ratio_ci(a_mean, b_mean)
             cells.append(f"{ratio:.3f} [{lo:.3f}, {hi:.3f}] ({len(seeds)})")
+        if all(c == "–" for c in cells):
+            missing.append(ds)
+            continue
         n_users = len(next(iter(g.values())))
         rows.append(f"| {ds} | {n_users} | " + " | ".join(cells) + " |")
     if not rows:
         return []
+    if missing:
+        rows += ["", "Not paired yet (baselines cached before per-user results were kept): "
+                 f"{', '.join(missing)};",
+                 "`python -m benchmarks.backfill --dataset <name> --models single,comirec-sa` retrains them."]
     return ["", "GemiRec against single-vector and ComiRec-SA, paired on the same test users: ratio of",
             "mean R@50 over the seeds both models stored per-user results for (count in brackets), with",
             "a 95 % bootstrap interval over test users. An interval that straddles a bar means the test",
