@@ -136,10 +136,9 @@ def main(argv=None):
     for tname in names:
         for seed in range(args.seeds):
             cfg = replace(base, gemirec=TRAINING_VARIANTS[tname], train={"seed": seed})
-            res_path = (
-                CACHE / args.dataset / "ablation" / f"{run_key(args.dataset, data.fingerprint(), cfg)}.json"
-            )
-            saved = weights_path(args.dataset, seed, run_key(args.dataset, data.fingerprint(), cfg)).exists()
+            key = run_key(args.dataset, data.fingerprint(), cfg)
+            res_path = CACHE / args.dataset / "ablation" / f"{key}.json"
+            saved = weights_path(args.dataset, seed, key).exists()
             if res_path.exists() and not (args.rescore and saved):
                 res = json.loads(res_path.read_text())
             else:

@@ -44,10 +44,8 @@ from model.train import make_model
 
 def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -> list[float] | None:
     selected = record.get("selected") or {}
-    model = load_gemirec(dataset, data, record, key)
-    if model is None or selected.get("merge", "mixture") != "mixture":
-        console.print(f"  no weights (or a non-mixture choice) for {record['label']} seed {record['seed']}: "
-                      "left alone")
+    model = _saved_mixture_model(dataset, data, record, key, need_choice=False)
+    if model is None:
         return None
     if selected:
         model._apply_choice({"n_interests": selected["K"], "u_share": selected["u_share"],
@@ -60,6 +58,17 @@ def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) ->
         console.print(f"  [red]re-scored R@50 {100 * now:.4f} != cached {100 * cached:.4f}: left alone[/]")
         return None
     return [round(float(x), 6) for x in test.per_user["recall@50"]]
+
+
+def _saved_mixture_model(dataset: str, data: SequenceData, record: dict, key: str, need_choice: bool):
+    """The run's saved model, or None (said why) when it has no weights, chose a non-mixture merge, or
+    (need_choice) recorded no validation choice to make again."""
+    selected = record.get("selected") or {}
+    model = load_gemirec(dataset, data, record, key)
+    if model is None or (need_choice and not selected) or selected.get("merge", "mixture") != "mixture":
+        console.print("  no weights, or no mixture choice to redo: left alone")
+        return None
+    return model
 
 
 def load_gemirec(dataset: str, data: SequenceData, record: dict, key: str):
@@ -76,11 +85,10 @@ def reselect_gemirec(dataset: str, data: SequenceData, record: dict, key: str) -
     from the saved weights, or None when nothing changed."""
     from model.interest_diagnostics import next_interest_recovery
 
-    model = load_gemirec(dataset, data, record, key)
-    old = record.get("selected") or {}
-    if model is None or not old or old.get("merge", "mixture") != "mixture":
-        console.print("  no weights or no validation choice: left alone")
+    model = _saved_mixture_model(dataset, data, record, key, need_choice=True)
+    if model is None:
         return None
+    old = record["selected"]
     model.after_fit(data)
     model.eval()
     new = model.selected
@@ -137,20 +145,21 @@ def main(argv: list[str] | None = None) -> None:
                and r.get("cache_version") == CACHE_VERSION]
     labels = args.models.split(",")
     for rec in sorted(_latest_per_label(records), key=lambda r: (r["label"], r["seed"])):
-        if args.reselect:
-            if rec["label"] in labels and rec["model"] == "gemirec":
-                path = Path(rec.pop("_file"))
-                console.print(f"{args.dataset} {rec['label']} seed {rec['seed']} ({path.name})")
-                updated = reselect_gemirec(args.dataset, data, rec, path.stem.rsplit("-", 1)[1])
-                if updated is not None:
-                    path.write_text(json.dumps(updated, indent=1))
-            continue
-        if rec["label"] not in labels or rec.get("test_per_user_recall@50") is not None:
+        if args.reselect:  # every GemiRec run of the labels asked for
+            wanted = rec["label"] in labels and rec["model"] == "gemirec"
+        else:  # runs of the labels asked for that have no per-user results yet
+            wanted = rec["label"] in labels and rec.get("test_per_user_recall@50") is None
+        if not wanted:
             continue
         path = Path(rec.pop("_file"))
+        key = path.stem.rsplit("-", 1)[1]
         console.print(f"{args.dataset} {rec['label']} seed {rec['seed']} ({path.name})")
-        if rec["model"] == "gemirec":
-            per_user = rescore_gemirec(args.dataset, data, rec, path.stem.rsplit("-", 1)[1])
+        if args.reselect:
+            updated = reselect_gemirec(args.dataset, data, rec, key)
+            if updated is not None:
+                path.write_text(json.dumps(updated, indent=1))
+        elif rec["model"] == "gemirec":
+            per_user = rescore_gemirec(args.dataset, data, rec, key)
             if per_user is not None:
                 rec["test_per_user_recall@50"] = per_user
                 path.write_text(json.dumps(rec, indent=1))
@@ -159,7 +168,6 @@ def main(argv: list[str] | None = None) -> None:
             new = run_one(args.dataset, data, Config.from_dict(rec["config"]), rec["label"], force=True)
             console.print(f"  retrained: R@50 {100 * new['test']['recall@50']:.4f} "
                           f"(cached {100 * rec['test']['recall@50']:.4f})")
-
 
 if __name__ == "__main__":
     main()

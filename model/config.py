@@ -90,6 +90,7 @@ class GemiRecConfig:
     lambda_g: float = 1.0
     lambda_mix: float = 1.0  # weight of -log Σ_k p_k p(target | q_k) through the inference path
     mix_positions: int = 512  # positions per step that train through the inference path
+    tf_positions: int = 0  # positions per step for the teacher-forced MIRM loss (0 = every position)
     gen_layers: int = 2
     # W: train the generator on the codes of the next W items (weighted 1/w), so that its top-K covers the
     # near future the evaluation asks for (the last 20 % of a history), not only the next item.

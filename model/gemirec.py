@@ -198,9 +198,14 @@ class GemiRec(Retriever):
         # the next item's code weighs 1, the code of the item w + 1 steps ahead 1/w
         loss_g = window_mean(nll_g, w_gen > 0, 1.0 / torch.arange(len(nll_g[0])).clamp(min=1))
         # MIRM, teacher forcing: the query conditioned on the target's own interest
-        q_tf = self.query(u, self.dictionary.embed(tgt_codes).detach())
+        # design choice (not from the paper): with tf_positions > 0, on a random subset of that many
+        # positions (all of them by default)
+        tf = slice(None)
+        if 0 < g_cfg.tf_positions < len(t):
+            tf = torch.randperm(len(t), generator=self._gen)[: g_cfg.tf_positions].to(t.device)
+        q_tf = self.query(u[tf], self.dictionary.embed(tgt_codes[tf]).detach())
         loss_tf = F.cross_entropy(sampled_softmax_logits(self.score_space(q_tf), cand_vec, log_q, tau),
-                                  pos_col)
+                                  pos_col[tf])
         if g_cfg.query_window > 1:
             loss_tf = loss_tf + self._window_query_loss(states, targets, cand, cand_vec, log_q)
         # MIRM through the inference path: −log Σ_k w_k p(target | q_k) over generated interests + u.
@@ -329,7 +334,17 @@ class GemiRec(Retriever):
                 row_family=row_family, item_family=family[1:] if per_family else None)
             lse = lse.reshape(B, Q)
         else:
-            scores, items = index.search(all_q.reshape(B * Q, d), fetch)
+            n_cat = index.n_items
+            estimate = g.merge == "mixture" and (
+                n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample))
+            if per_family and not estimate:
+                # only u's list comes from the index: family_search below gives the interests' lists, and
+                # no partition estimate needs what the index would have returned for them
+                scores = np.full((B, Q, fetch), -np.inf, dtype=np.float32)
+                items = np.full((B, Q, fetch), -1, dtype=np.int64)
+                scores[:, K], items[:, K] = index.search(np.ascontiguousarray(all_q[:, K]), fetch)
+            else:
+                scores, items = index.search(all_q.reshape(B * Q, d), fetch)
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
         searched = scores, items
         allowed = None
@@ -345,8 +360,7 @@ class GemiRec(Retriever):
         if g.merge == "mixture" and not fused:
             item_matrix = self._item_matrix_cache(index)
             tau, flat_q = self.cfg.train.temperature, all_q.reshape(B * Q, d)
-            n_cat = len(item_matrix)
-            if n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample):
+            if estimate:
                 lse = log_partition_estimate(flat_q, item_matrix, tau, searched[0].reshape(B * Q, fetch),
                                              searched[1].reshape(B * Q, fetch), g.partition_sample)
             else:
