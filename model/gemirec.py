@@ -229,7 +229,8 @@ class GemiRec(Retriever):
         loss_mix = window_mean(nll_mix, w_mix > 0, 1.0 / torch.arange(1, len(nll_mix[0]) + 1))
         loss = (loss_u + loss_tf + g_cfg.lambda_mix * loss_mix + g_cfg.lambda_q * loss_q
                 + g_cfg.lambda_g * loss_g)
-        return loss, {"loss_u": loss_u.item(), "loss_g": loss_g.item(), "loss_mix": loss_mix.item()}
+        return loss, {"loss_u": loss_u.item(), "loss_tf": loss_tf.item(), "loss_g": loss_g.item(),
+                      "loss_mix": loss_mix.item()}
 
     def _window_query_loss(self, states, targets, cand, cand_vec, log_q) -> torch.Tensor:
         """design choice (not from the paper): a query conditioned on the interest of the item w steps

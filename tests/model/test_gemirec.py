@@ -179,6 +179,37 @@ def test_mixture_loss_window_scores_the_items_ahead(trained, tiny_data):
         model.cfg = cfg
 
 
+@pytest.mark.parametrize("tf_positions", [0, 5, 10_000])
+def test_teacher_forced_loss_sees_tf_positions_positions(trained, tiny_data, tf_positions, monkeypatch):
+    """tf_positions = n teacher-forces MIRM on n random positions of the step (every one when 0 or when the
+    step has fewer): the teacher-forced query call gets exactly that many rows."""
+    from model.losses import CandidateSampler
+
+    cfg, model, _ = trained
+    inputs, targets = next(tiny_data.window_batches(16, np.random.default_rng(0)))
+    inputs, targets = torch.as_tensor(inputs), torch.as_tensor(targets)
+    n_positions = int((targets > 0).sum())
+    assert n_positions > 5
+    rows = []
+    forward = model.query.forward
+
+    def recording(u, e):
+        if u.dim() == 2:  # the teacher-forced call: one interest per position (the mixture's u is 3-D)
+            rows.append(len(u))
+        return forward(u, e)
+
+    monkeypatch.setattr(model.query, "forward", recording)
+    model.cfg = replace(cfg, gemirec={"tf_positions": tf_positions})
+    sampler = CandidateSampler(torch.as_tensor(tiny_data.item_popularity()), 64,
+                               torch.Generator().manual_seed(0))
+    try:
+        loss, parts = model.positions_loss(inputs, targets, sampler)
+    finally:
+        model.cfg = cfg
+    assert rows == [tf_positions if 0 < tf_positions < n_positions else n_positions]
+    assert torch.isfinite(loss) and parts["loss_tf"] > 0
+
+
 def test_history_blend_weights_interests_by_their_share_of_the_history(trained, tiny_data):
     cfg, model, _ = trained
     hist = torch.as_tensor(tiny_data.eval_set(2).histories[:20])
