@@ -36,7 +36,7 @@ DATASET_PRESETS = {
     "amazon-video-sasrec": "amazon",
     "ml-100k": "long",
     "lastfm-s3rec": "long",
-    "simulator": "long",
+    "simulator": "simulator",
     "simulator-tiny": "tiny",
 }
 ALL_MODELS = list(BASELINES) + ["gemirec"]
