@@ -59,7 +59,9 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
 
     On the simulator categories are the planted topics, so this measures whether the generator recovers
     the planted next interest. Each code stands for the majority category of its items. Reference: the
-    same hit rate for the K most frequent categories of the history (what a history-only model can do).
+    same hit rate for the K most frequent categories of the history (what a history-only model can do),
+    and for the K most frequent codes of the history (the same count in code space: the gap between the
+    two is the dictionary's, the gap between the codes' count and the generator is the generator's).
     """
     es = data.eval_set(part)
     cats = data.item_category
@@ -77,20 +79,30 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
     _, codes, _ = model.interests(torch.as_tensor(es.histories, device=model.item_codes.device))
     model.train(was)
     codes = codes.cpu().numpy()
-    hits, ref_hits = [], []
+    history_codes, _ = model._history_interests(
+        torch.as_tensor(es.histories, device=model.item_codes.device), codes.shape[1])
+    history_codes = history_codes.cpu().numpy()
+    hits, ref_hits, code_ref_hits = [], [], []
     for row, u in enumerate(es.users):
         seq = data.sequence(u)
         nxt = cats[seq[len(es.full_histories[row])]]
         if nxt < 0:
             continue
-        k_codes = codes[row]
-        flat = np.zeros(len(k_codes), dtype=np.int64)
-        for c in range(k_codes.shape[1]):
-            flat = flat * model.cfg.gemirec.codebook_size + k_codes[:, c]
-        hits.append(nxt in {majority.get(int(f), -1) for f in flat})
+        hits.append(nxt in _majority_categories(codes[row], majority, model.cfg.gemirec.codebook_size))
+        code_ref_hits.append(
+            nxt in _majority_categories(history_codes[row], majority, model.cfg.gemirec.codebook_size))
         hist_c = cats[es.full_histories[row]]
         hist_c = hist_c[hist_c >= 0]
-        top = np.argsort(-np.bincount(hist_c), kind="stable")[: len(k_codes)] if len(hist_c) else []
+        top = np.argsort(-np.bincount(hist_c), kind="stable")[: codes.shape[1]] if len(hist_c) else []
         ref_hits.append(nxt in set(np.asarray(top).tolist()))
     return {"next_interest_hit": float(np.mean(hits)) if hits else float("nan"),
-            "history_topk_category_hit": float(np.mean(ref_hits)) if ref_hits else float("nan")}
+            "history_topk_category_hit": float(np.mean(ref_hits)) if ref_hits else float("nan"),
+            "history_topk_code_hit": float(np.mean(code_ref_hits)) if code_ref_hits else float("nan")}
+
+
+def _majority_categories(k_codes: np.ndarray, majority: dict[int, int], m: int) -> set[int]:
+    """(K, C) codes -> the majority categories of their items."""
+    flat = np.zeros(len(k_codes), dtype=np.int64)
+    for c in range(k_codes.shape[1]):
+        flat = flat * m + k_codes[:, c]
+    return {majority.get(int(f), -1) for f in flat}

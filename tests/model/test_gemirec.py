@@ -261,3 +261,21 @@ def test_trimming_shared_left_padding_leaves_interests_unchanged(trained, tiny_d
     assert torch.allclose(u_trim, u_full, atol=1e-5)
     assert torch.equal(codes_trim, codes_full)
     assert torch.allclose(p_trim, p_full, atol=1e-5)
+
+
+def test_next_interest_recovery_separates_generator_and_dictionary(trained, tiny_data):
+    """With the history's most frequent codes as interests (the no-MIPDM ablation), the generated-interest
+    hit rate is by definition the codes' count reference; every rate is a share."""
+    from model.interest_diagnostics import next_interest_recovery
+
+    cfg, model, _ = trained
+    rates = next_interest_recovery(model, tiny_data, 2)
+    assert set(rates) == {"next_interest_hit", "history_topk_category_hit", "history_topk_code_hit"}
+    assert all(0.0 <= v <= 1.0 for v in rates.values())
+    model.cfg = replace(cfg, gemirec={"interest_source": "history"})
+    try:
+        as_history = next_interest_recovery(model, tiny_data, 2)
+    finally:
+        model.cfg = cfg
+    assert as_history["next_interest_hit"] == as_history["history_topk_code_hit"]
+    assert as_history["history_topk_code_hit"] == rates["history_topk_code_hit"]
