@@ -1,6 +1,7 @@
 """Training wall time of GemiRec against ComiRec-SA, run back to back in one process (target: ≤ 2×).
 
     python -m benchmarks.train_time --dataset ml-100k --threads 1
+    python -m benchmarks.train_time --dataset simulator --set gemirec.tf_positions=0   # A/B a setting
 
 The campaign's cached timings come from runs made weeks apart under different loads, so their ratio says
 little. Here both models train one after the other, same process, same thread count, same config and
@@ -44,7 +45,8 @@ def time_model(name: str, base, data: SequenceData, seed: int) -> dict:
 
 def _row_line(r: dict) -> str:
     sa, gr = r["comirec-sa"], r["gemirec"]
-    return (f"| {r['dataset']} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
+    name = r["dataset"] + (f" (GemiRec {', '.join(r['gemirec_set'])})" if r.get("gemirec_set") else "")
+    return (f"| {name} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
             f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
             f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
             f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r.get('commit', '?')} | {r['created']} |")
@@ -55,10 +57,13 @@ def write_table(rows: list[dict], out: Path) -> None:
     header = ["| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
               "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | commit | when |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def key(r: dict) -> tuple:
+        return r["dataset"], r["seed"], r["threads"], tuple(r.get("gemirec_set", ()))
+
     latest: dict[tuple, dict] = {}
     for r in rows:
-        latest[(r["dataset"], r["seed"], r["threads"])] = r
-    older = [r for r in rows if latest[(r["dataset"], r["seed"], r["threads"])] is not r]
+        latest[key(r)] = r
+    older = [r for r in rows if latest[key(r)] is not r]
     lines = ["# Training time: GemiRec against ComiRec-SA, back to back", "",
              "Made by `python -m benchmarks.train_time --dataset <name> --threads <n>`: both models train",
              "one after the other in one process with the benchmark's preset and budget (early stopping",
@@ -91,17 +96,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads for both models")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of train_time.json/.md")
+    p.add_argument("--set", action="append", default=[],
+                   help="override for GemiRec only, e.g. gemirec.tf_positions=0 (an A/B against the preset)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = DATASET_PRESETS.get(args.dataset, "default")
     base = load_config(preset, [f"train.threads={args.threads}"])
+    configs = {"comirec-sa": base,
+               "gemirec": load_config(preset, [f"train.threads={args.threads}", *args.set])}
     inter = load_dataset(args.dataset, args.data_dir)
     data = SequenceData.from_frames(inter.events, inter.items, base.data)
     load_before = float(open("/proc/loadavg").read().split()[0]) if platform.system() == "Linux" else -1.0
     row = {"dataset": args.dataset, "seed": args.seed, "threads": args.threads, "load_before": load_before,
            "commit": _commit(), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    if args.set:
+        row["gemirec_set"] = list(args.set)
     for name in ("comirec-sa", "gemirec"):
-        row[name] = time_model(name, base, data, args.seed)
+        row[name] = time_model(name, configs[name], data, args.seed)
         r = row[name]
         print(f"{args.dataset} {name:>10s}: {r['wall_s']:.0f} s, {r['epochs']} epochs ({r['stopped']}), "
               f"{r['s_per_epoch']:.1f} s/epoch, val R@50 {100 * r['val_recall@50']:.2f}", flush=True)

@@ -14,3 +14,15 @@ def test_back_to_back_training_time_is_recorded(tmp_path, capsys):
     ratio = row["gemirec"]["wall_s"] / row["comirec-sa"]["wall_s"]
     assert f"**{ratio:.2f}**" in (tmp_path / "train_time.md").read_text()
     assert "GemiRec / ComiRec-SA wall time" in capsys.readouterr().out
+
+
+def test_an_ab_run_of_a_gemirec_setting_is_listed_beside_the_preset(tmp_path):
+    args = ["--dataset", "simulator-tiny", "--threads", "1", "--out", str(tmp_path)]
+    train_time.main(args)
+    train_time.main(args + ["--set", "gemirec.tf_positions=8"])
+    rows = json.loads((tmp_path / "train_time.json").read_text())
+    assert [r.get("gemirec_set") for r in rows] == [None, ["gemirec.tf_positions=8"]]
+    latest = (tmp_path / "train_time.md").read_text().split("## Latest run per dataset")[1]
+    assert "| simulator-tiny (GemiRec gemirec.tf_positions=8) | 0 |" in latest
+    assert "| simulator-tiny | 0 |" in latest  # the preset's run stays among the latest
+    assert "Earlier runs" not in latest
