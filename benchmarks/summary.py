@@ -194,7 +194,8 @@ def _back_to_back() -> dict[str, str]:
     path = RESULTS / "train_time.json"
     if not path.exists():
         return {}
-    latest = {r["dataset"]: r for r in json.loads(path.read_text())}
+    # the preset's own runs only: `--set` runs are A/B measurements of other GemiRec settings
+    latest = {r["dataset"]: r for r in json.loads(path.read_text()) if not r.get("gemirec_set")}
     return {ds: f"{r['gemirec']['wall_s'] / r['comirec-sa']['wall_s']:.2f}" for ds, r in latest.items()}
 
 

@@ -16,7 +16,7 @@ def test_back_to_back_training_time_is_recorded(tmp_path, capsys):
     assert "GemiRec / ComiRec-SA wall time" in capsys.readouterr().out
 
 
-def test_an_ab_run_of_a_gemirec_setting_is_listed_beside_the_preset(tmp_path):
+def test_an_ab_run_of_a_gemirec_setting_is_listed_beside_the_preset(tmp_path, monkeypatch):
     args = ["--dataset", "simulator-tiny", "--threads", "1", "--out", str(tmp_path)]
     train_time.main(args)
     train_time.main(args + ["--set", "gemirec.tf_positions=8"])
@@ -26,3 +26,10 @@ def test_an_ab_run_of_a_gemirec_setting_is_listed_beside_the_preset(tmp_path):
     assert "| simulator-tiny (GemiRec gemirec.tf_positions=8) | 0 |" in latest
     assert "| simulator-tiny | 0 |" in latest  # the preset's run stays among the latest
     assert "Earlier runs" not in latest
+    # the summary's back-to-back column reads the preset's run, never an A/B one
+    from benchmarks import summary
+
+    monkeypatch.setattr(summary, "RESULTS", tmp_path)
+    preset_run = rows[0]
+    want = f"{preset_run['gemirec']['wall_s'] / preset_run['comirec-sa']['wall_s']:.2f}"
+    assert summary._back_to_back() == {"simulator-tiny": want}
