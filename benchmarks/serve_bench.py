@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.catalogue import catalogue_bench
+from benchmarks.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -305,13 +306,7 @@ def report(result: dict) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.1f} at start"
+    return f"{os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.1f} at start"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.machine import cpu_model
 from benchmarks.run import DATASET_PRESETS, RESULTS
 from features.datasets import load_dataset
 from model.config import load_config, replace
@@ -49,14 +50,15 @@ def _row_line(r: dict) -> str:
     return (f"| {name} | {r['seed']} | {r['threads']} | {r['load_before']:.2f} "
             f"| {sa['wall_s']:.0f} ({sa['epochs']}) | {gr['wall_s']:.0f} ({gr['epochs']}) "
             f"| **{gr['wall_s'] / sa['wall_s']:.2f}** | {sa['s_per_epoch']:.1f} | {gr['s_per_epoch']:.1f} "
-            f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r.get('commit', '?')} | {r['created']} |")
+            f"| {gr['s_per_epoch'] / sa['s_per_epoch']:.2f} | {r.get('cpu', '?')} | {r.get('commit', '?')} "
+            f"| {r['created']} |")
 
 
 def write_table(rows: list[dict], out: Path) -> None:
     """The latest run per (dataset, seed, threads) on top; every earlier run below, for the record."""
     header = ["| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
-              "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | commit | when |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | CPU | commit | when |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     def key(r: dict) -> tuple:
         return r["dataset"], r["seed"], r["threads"], tuple(r.get("gemirec_set", ()))
 
@@ -69,6 +71,8 @@ def write_table(rows: list[dict], out: Path) -> None:
              "one after the other in one process with the benchmark's preset and budget (early stopping",
              "on validation Recall@50). `wall` includes GemiRec's choice of its merge settings on",
              "validation users. `load before` is the 1-minute load average when the run began (2 cores).",
+             "Ratios from different CPUs differ (one model may gain more from a newer CPU than the other):",
+             "compare rows of one CPU; rows made before 2026-11-28 15:00 did not record theirs.",
              "Target (issue #3): GemiRec's wall time ≤ 2 × ComiRec-SA's.", "",
              "## Latest run per dataset", "", *header, *map(_row_line, latest.values())]
     if older:
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     data = SequenceData.from_frames(inter.events, inter.items, base.data)
     load_before = float(open("/proc/loadavg").read().split()[0]) if platform.system() == "Linux" else -1.0
     row = {"dataset": args.dataset, "seed": args.seed, "threads": args.threads, "load_before": load_before,
-           "commit": _commit(), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+           "cpu": cpu_model(), "commit": _commit(), "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     if args.set:
         row["gemirec_set"] = list(args.set)
     for name in ("comirec-sa", "gemirec"):

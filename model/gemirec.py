@@ -18,7 +18,7 @@ from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
 from model.interest_diagnostics import interest_diagnostics
-from model.losses import sampled_softmax_logits
+from model.losses import items_ahead, sampled_softmax_logits, window_mean
 from model.retrieval import (
     InterestQuery,
     allowed_in_family,
@@ -396,14 +396,3 @@ class GemiRec(Retriever):
             self._logs.update(interest_diagnostics(self, self._val, max_users=1000))
         return dict(self._logs)
 
-
-def items_ahead(targets: torch.Tensor, window: int) -> torch.Tensor:
-    """targets (B, L) -> (B, L, window): [..., w] is the item w steps after targets[:, t] (0 past the end)."""
-    return torch.stack([F.pad(targets[:, w:], (0, w)) for w in range(window)], -1)
-
-
-def window_mean(nll: torch.Tensor, ok: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Σ_w weights[w] · mean of nll[:, w] over the rows where ok[:, w] (a column with none adds 0)."""
-    n = ok.sum(0)
-    per_column = torch.where(ok, nll, 0.0).sum(0) / n.clamp(min=1)
-    return (per_column * weights.to(nll) * (n > 0)).sum()

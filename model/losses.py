@@ -50,3 +50,15 @@ def sampled_softmax_loss(
     cand, pos_col, log_q = sampler.candidates(targets)
     logits = sampled_softmax_logits(queries, item_vectors_fn(cand), log_q, temperature)
     return F.cross_entropy(logits, pos_col)
+
+
+def items_ahead(targets: torch.Tensor, window: int) -> torch.Tensor:
+    """targets (B, L) -> (B, L, window): [..., w] is the item w steps after targets[:, t] (0 past the end)."""
+    return torch.stack([F.pad(targets[:, w:], (0, w)) for w in range(window)], -1)
+
+
+def window_mean(nll: torch.Tensor, ok: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ_w weights[w] · mean of nll[:, w] over the rows where ok[:, w] (a column with none adds 0)."""
+    n = ok.sum(0)
+    per_column = torch.where(ok, nll, 0.0).sum(0) / n.clamp(min=1)
+    return (per_column * weights.to(nll) * (n > 0)).sum()

@@ -231,7 +231,7 @@ def test_history_blend_weights_interests_by_their_share_of_the_history(trained, 
 
 
 def test_items_ahead_and_window_mean():
-    from model.gemirec import items_ahead, window_mean
+    from model.losses import items_ahead, window_mean
 
     targets = torch.tensor([[0, 5, 6, 7]])
     ahead = items_ahead(targets, 3)
