@@ -169,5 +169,6 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"  retrained: R@50 {100 * new['test']['recall@50']:.4f} "
                           f"(cached {100 * rec['test']['recall@50']:.4f})")
 
+
 if __name__ == "__main__":
     main()

@@ -59,6 +59,7 @@ def write_table(rows: list[dict], out: Path) -> None:
     header = ["| dataset | seed | threads | load before | SA wall s (epochs) | GemiRec wall s (epochs) "
               "| wall ratio | s/epoch SA | s/epoch GemiRec | per-epoch ratio | CPU | commit | when |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
     def key(r: dict) -> tuple:
         return r["dataset"], r["seed"], r["threads"], tuple(r.get("gemirec_set", ()))
 

@@ -324,6 +324,11 @@ class GemiRec(Retriever):
         per_family = g.restrict_family and index.exact
         fetch = n * FAMILY_FETCH if g.restrict_family and not per_family else n
         item_matrix = lse = None
+        # the mixture's partition is estimated from the searched lists on large catalogues (and in
+        # training's per-epoch validation), computed exactly otherwise
+        n_cat = index.n_items
+        estimate = g.merge == "mixture" and (
+            n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample))
         fused = (self._pinned_items is not None and index.exact and g.merge == "mixture"
                  and len(self._pinned_items) <= g.partition_exact_max)
         if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
@@ -334,18 +339,14 @@ class GemiRec(Retriever):
                 all_q.reshape(B * Q, d), item_matrix, fetch, self.cfg.train.temperature,
                 row_family=row_family, item_family=family[1:] if per_family else None)
             lse = lse.reshape(B, Q)
+        elif per_family and not estimate:
+            # only u's list comes from the index: family_search below gives the interests' lists, and no
+            # partition estimate needs what the index would have returned for them
+            scores = np.full((B, Q, fetch), -np.inf, dtype=np.float32)
+            items = np.full((B, Q, fetch), -1, dtype=np.int64)
+            scores[:, K], items[:, K] = index.search(np.ascontiguousarray(all_q[:, K]), fetch)
         else:
-            n_cat = index.n_items
-            estimate = g.merge == "mixture" and (
-                n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample))
-            if per_family and not estimate:
-                # only u's list comes from the index: family_search below gives the interests' lists, and
-                # no partition estimate needs what the index would have returned for them
-                scores = np.full((B, Q, fetch), -np.inf, dtype=np.float32)
-                items = np.full((B, Q, fetch), -1, dtype=np.int64)
-                scores[:, K], items[:, K] = index.search(np.ascontiguousarray(all_q[:, K]), fetch)
-            else:
-                scores, items = index.search(all_q.reshape(B * Q, d), fetch)
+            scores, items = index.search(all_q.reshape(B * Q, d), fetch)
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
         searched = scores, items
         allowed = None

@@ -65,10 +65,8 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
     """
     es = data.eval_set(part)
     cats = data.item_category
-    table = model.item_codes.cpu().numpy()
-    key = np.zeros(len(table), dtype=np.int64)
-    for c in range(table.shape[1]):
-        key = key * model.cfg.gemirec.codebook_size + table[:, c]
+    m = model.cfg.gemirec.codebook_size
+    key = _flat_codes(model.item_codes.cpu().numpy(), m)
     majority = {}
     for k in np.unique(key[1:]):
         member = cats[1:][key[1:] == k]
@@ -76,21 +74,19 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
         majority[int(k)] = int(np.bincount(member).argmax()) if len(member) else -1
     was = model.training
     model.eval()
-    _, codes, _ = model.interests(torch.as_tensor(es.histories, device=model.item_codes.device))
+    ids = torch.as_tensor(es.histories, device=model.item_codes.device)
+    _, codes, _ = model.interests(ids)
     model.train(was)
     codes = codes.cpu().numpy()
-    history_codes, _ = model._history_interests(
-        torch.as_tensor(es.histories, device=model.item_codes.device), codes.shape[1])
-    history_codes = history_codes.cpu().numpy()
+    history_codes = model._history_interests(ids, codes.shape[1])[0].cpu().numpy()
     hits, ref_hits, code_ref_hits = [], [], []
     for row, u in enumerate(es.users):
         seq = data.sequence(u)
         nxt = cats[seq[len(es.full_histories[row])]]
         if nxt < 0:
             continue
-        hits.append(nxt in _majority_categories(codes[row], majority, model.cfg.gemirec.codebook_size))
-        code_ref_hits.append(
-            nxt in _majority_categories(history_codes[row], majority, model.cfg.gemirec.codebook_size))
+        hits.append(nxt in {majority.get(int(f), -1) for f in _flat_codes(codes[row], m)})
+        code_ref_hits.append(nxt in {majority.get(int(f), -1) for f in _flat_codes(history_codes[row], m)})
         hist_c = cats[es.full_histories[row]]
         hist_c = hist_c[hist_c >= 0]
         top = np.argsort(-np.bincount(hist_c), kind="stable")[: codes.shape[1]] if len(hist_c) else []
@@ -100,9 +96,9 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
             "history_topk_code_hit": float(np.mean(code_ref_hits)) if code_ref_hits else float("nan")}
 
 
-def _majority_categories(k_codes: np.ndarray, majority: dict[int, int], m: int) -> set[int]:
-    """(K, C) codes -> the majority categories of their items."""
-    flat = np.zeros(len(k_codes), dtype=np.int64)
-    for c in range(k_codes.shape[1]):
-        flat = flat * m + k_codes[:, c]
-    return {majority.get(int(f), -1) for f in flat}
+def _flat_codes(codes: np.ndarray, m: int) -> np.ndarray:
+    """(n, C) codes of M = m per level -> (n,) one integer per code path."""
+    flat = np.zeros(len(codes), dtype=np.int64)
+    for c in range(codes.shape[1]):
+        flat = flat * m + codes[:, c]
+    return flat
