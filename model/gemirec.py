@@ -27,7 +27,7 @@ from model.retrieval import (
     log_partition,
     log_partition_estimate,
     merge,
-    prefer_restricted,
+    mixture_weights,
     restrict_to_family,
 )
 from model.retriever import Recommendations, Retriever
@@ -130,27 +130,14 @@ class GemiRec(Retriever):
 
     def after_fit(self, data: SequenceData) -> None:
         """Choose K, the share of u, the history blend and the family restriction of the mixture merge on
-        validation users (DESIGN §2.4: "chosen on validation data"); test users are never looked at. The
-        choice is kept in `self.cfg`, which is what a saved model folder records."""
-        from model.evaluate import build_index, evaluate  # late: evaluate imports nothing from here
+        validation users (model/selection.py); the choice is kept in `self.cfg`, which is what a saved
+        model folder records."""
+        from model.selection import choose_settings  # late: selection imports this module's neighbours
 
         self._in_fit = False
-        g = self.cfg.gemirec
-        if not g.select_on_validation or int(self.stage) == 0:
+        if not self.cfg.gemirec.select_on_validation or int(self.stage) == 0:
             return
-        index = build_index(self)
-        val = data.eval_set(1)
-        base_k = self.cfg.multi.n_interests
-        # design choice (not from the paper): the mixture merge only (quota, in this grid until 2026-11-28,
-        # was never chosen in the 12 campaign runs); the history blend and the family restriction joined it
-        grid = [{"n_interests": k, "u_share": share, "history_blend": blend, "restrict_family": restrict}
-                for k in (base_k, 2 * base_k) for share in (0.25, 0.5) for blend in (0.0, 0.5, 1.0)
-                for restrict in (True, False)]
-        scored = []
-        for option in grid:
-            self._apply_choice(option)
-            scored.append((evaluate(self, data, val, index=index).metrics["recall@50"], option))
-        best, choice = prefer_restricted(scored, g.restrict_tolerance)
+        best, choice = choose_settings(self, data)
         self._apply_choice(choice)
         self._logs.update({"selected_K": float(choice["n_interests"]), "selected_u_share": choice["u_share"],
                            "selected_val_recall@50": best})
@@ -258,18 +245,28 @@ class GemiRec(Retriever):
         """-> u (B, d), codes (B, K, C), probabilities (B, K) renormalised over the K kept (K = k or the
         model's K; serving may ask for fewer or more interests per request)."""
         ids = trim_left_padding(ids)  # only the last position is read
+        u, codes, logp = self.generated(ids, k)
+        return u, codes, self.interest_probs(ids, codes, logp, self.cfg.gemirec.history_blend)
+
+    def generated(self, ids: torch.Tensor, k: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u, the K interest codes and their log-probabilities before the history blend."""
         states = self.backbone.sequence_states(ids)
         u = states[:, -1]
         if self.cfg.gemirec.interest_source == "history":
             codes, probs = self._history_interests(ids, k or self.K)
-            return u, codes, probs
+            return u, codes, probs.log()
         e_in = self.dictionary.embed(self.item_codes[ids])
         g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
         codes, logp = self.generator.beam_search(g, k or self.K, self.cfg.gemirec.beam)
-        beta = self.cfg.gemirec.history_blend
-        if beta > 0:
+        return u, codes, logp
+
+    def interest_probs(self, ids: torch.Tensor, codes: torch.Tensor, logp: torch.Tensor, beta: float
+                       ) -> torch.Tensor:
+        """The K interests' weights, blended with the history's share of each (history_blend β)."""
+        if beta > 0 and self.cfg.gemirec.interest_source != "history":
             logp = (1 - beta) * torch.log_softmax(logp, -1) + beta * self._history_share(ids, codes)
-        return u, codes, torch.softmax(logp, -1)
+        return torch.softmax(logp, -1)
 
     def _history_share(self, ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """log share of the history's items in each interest's level-1 family (smoothed), (B, K)."""
@@ -301,35 +298,52 @@ class GemiRec(Retriever):
         was = self.training
         if was:  # train()/eval() walk every submodule: a third of a served request's time, always in eval
             self.eval()
-        device = self.item_codes.device
-        ids = torch.as_tensor(histories, device=device)
+        ids = torch.as_tensor(histories, device=self.item_codes.device)
         if int(self.stage) == 0:  # warm-up: only the backbone exists yet
             self.train(was)
             return self.backbone.recommend(histories, index, n)
         u, codes, probs = self.interests(ids, k)
         K = codes.shape[1]  # fewer than asked when the dictionary has fewer codes
-        q = self.score_space(self.query(u.unsqueeze(1), self.dictionary.embed(codes)))  # (B, K, d)
-        u_s = self.score_space(u)
+        all_q = self.query_matrix(u, codes)
         if was:
             self.train()
         g = self.cfg.gemirec
-        all_q = torch.cat([q, u_s.unsqueeze(1)], 1).float().cpu().numpy()  # (B, K+1, d)
-        probs_np = probs.float().cpu().numpy()
-        weights = np.concatenate([(1 - g.u_share) * probs_np, np.full((len(ids), 1), g.u_share)], 1)
+        probs_np, codes_np = probs.float().cpu().numpy(), codes.cpu().numpy()
+        weights = mixture_weights(probs_np, g.u_share)
+        scores, items, allowed, item_matrix, lse = self.query_lists(all_q, codes_np, index, n,
+                                                                    g.restrict_family, g.merge == "mixture")
+        ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
+                       temperature=self.cfg.train.temperature, probs=probs_np, alpha=g.weighted_alpha,
+                       n_interests=K, allowed=allowed)
+        return Recommendations(ranked=ranked, per_interest=items[:, :K, :n], queries=all_q[:, :K],
+                               interest_codes=codes_np, interest_probs=probs_np,
+                               merge_queries=all_q, merge_weights=weights, merge_lse=lse)
+
+    def query_matrix(self, u: torch.Tensor, codes: torch.Tensor) -> np.ndarray:
+        """The K interest queries, then u, in the scoring space: (B, K+1, d)."""
+        q = self.score_space(self.query(u.unsqueeze(1), self.dictionary.embed(codes)))  # (B, K, d)
+        return torch.cat([q, self.score_space(u).unsqueeze(1)], 1).float().cpu().numpy()
+
+    def query_lists(self, all_q: np.ndarray, codes_np: np.ndarray, index: ItemIndex, n: int, restrict: bool,
+                    mixture: bool):
+        """Each query's top-n list (an interest's within its own level-1 family when `restrict`), and what
+        the merge needs beside them: -> scores, items (B, K+1, n), the family filter of the candidates
+        (None unrestricted), the item matrix and the queries' log-partitions (None unless `mixture`)."""
+        g = self.cfg.gemirec
         B, Q, d = all_q.shape
-        codes_np = codes.cpu().numpy()
-        family = self.item_codes[:, 0].cpu().numpy() if g.restrict_family else None
+        K = Q - 1
+        family = self.item_codes[:, 0].cpu().numpy() if restrict else None
         # restricted lists come from an exact search inside each family when the index is exact; an ANN
         # index over-fetches and filters instead
-        per_family = g.restrict_family and index.exact
-        fetch = n * FAMILY_FETCH if g.restrict_family and not per_family else n
+        per_family = restrict and index.exact
+        fetch = n * FAMILY_FETCH if restrict and not per_family else n
         item_matrix = lse = None
         # the mixture's partition is estimated from the searched lists on large catalogues (and in
         # training's per-epoch validation), computed exactly otherwise
         n_cat = index.n_items
-        estimate = g.merge == "mixture" and (
-            n_cat > g.partition_exact_max or (self._in_fit and n_cat > 2 * g.partition_sample))
-        fused = (self._pinned_items is not None and index.exact and g.merge == "mixture"
+        estimate = mixture and (n_cat > g.partition_exact_max
+                                or (self._in_fit and n_cat > 2 * g.partition_sample))
+        fused = (self._pinned_items is not None and index.exact and mixture
                  and len(self._pinned_items) <= g.partition_exact_max)
         if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
             item_matrix = self._pinned_items
@@ -350,7 +364,7 @@ class GemiRec(Retriever):
         scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
         searched = scores, items
         allowed = None
-        if g.restrict_family:
+        if restrict:
             if not per_family:
                 scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
             elif not fused:
@@ -359,7 +373,7 @@ class GemiRec(Retriever):
                 scores, items = scores.copy(), items.copy()
                 scores[:, :K], items[:, :K] = fam_s, fam_i
             allowed = allowed_in_family(family, codes_np[:, :, 0])
-        if g.merge == "mixture" and not fused:
+        if mixture and not fused:
             item_matrix = self._item_matrix_cache(index)
             tau, flat_q = self.cfg.train.temperature, all_q.reshape(B * Q, d)
             if estimate:
@@ -368,12 +382,7 @@ class GemiRec(Retriever):
             else:
                 lse = log_partition(flat_q, item_matrix, tau)
             lse = lse.reshape(B, Q)
-        ranked = merge(g.merge, scores, items, weights, n, queries=all_q, item_matrix=item_matrix, lse=lse,
-                       temperature=self.cfg.train.temperature, probs=probs_np, alpha=g.weighted_alpha,
-                       n_interests=K, allowed=allowed)
-        return Recommendations(ranked=ranked, per_interest=items[:, :K, :n], queries=all_q[:, :K],
-                               interest_codes=codes_np, interest_probs=probs_np,
-                               merge_queries=all_q, merge_weights=weights, merge_lse=lse)
+        return scores, items, allowed, item_matrix, lse
 
     def _item_matrix_cache(self, index: ItemIndex) -> np.ndarray:
         # the exact index already holds these vectors (built from item_matrix() for this very model), so

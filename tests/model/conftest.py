@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.config import load_config
+from model.config import load_config, replace
 from model.sequences import SequenceData
+from model.train import fit, make_model, seed_everything
 
 
 def make_events(n_users: int = 120, n_items: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -38,3 +39,14 @@ def tiny_cfg():
 def tiny_data(tiny_cfg):
     ev, items = make_events()
     return SequenceData.from_frames(ev, items, tiny_cfg.data)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tiny_cfg):
+    """A tiny GemiRec trained through both stages (one per test module: some tests change its settings)."""
+    cfg = replace(tiny_cfg, model="gemirec", train={"max_epochs": 3},
+                  gemirec={"warmup_epochs": 1, "codebook_size": 4, "n_levels": 2})
+    seed_everything(0)
+    model = make_model(cfg, tiny_data)
+    result = fit(model, tiny_data, cfg, progress=False)
+    return cfg, model, result

@@ -6,17 +6,7 @@ from model.config import replace
 from model.evaluate import build_index, evaluate
 from model.retrieval import MERGES
 from model.saved import ModelFolderError, load_model, save_model
-from model.train import fit, make_model, seed_everything
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tiny_cfg):
-    cfg = replace(tiny_cfg, model="gemirec", train={"max_epochs": 3},
-                  gemirec={"warmup_epochs": 1, "codebook_size": 4, "n_levels": 2})
-    seed_everything(0)
-    model = make_model(cfg, tiny_data)
-    result = fit(model, tiny_data, cfg, progress=False)
-    return cfg, model, result
+from model.train import make_model
 
 
 def test_staged_schedule_logs_dictionary_and_generator_diagnostics(trained):
