@@ -65,6 +65,9 @@ class GemiRec(Retriever):
         self._in_fit = False  # per-epoch validation may estimate the mixture's partition (see recommend)
 
     # ---- schedule -----------------------------------------------------------------------------
+    def learning_rate(self) -> float:
+        return self.cfg.gemirec.lr or self.cfg.train.lr
+
     def all_item_vectors(self) -> torch.Tensor:
         ids = torch.arange(1, self.item_codes.shape[0], device=self.item_codes.device)
         return torch.cat([self.items(c) for c in ids.split(65536)])

@@ -72,6 +72,9 @@ class Retriever(nn.Module):
                 raise ValueError(f"{type(self).__name__} cannot train with train.sampling={sampling!r}")
             self.train_mode = sampling
 
+    def learning_rate(self) -> float:
+        return self.cfg.train.lr
+
     # ---- scoring space ------------------------------------------------------------------------
     def score_space(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.cfg.train.normalize else x

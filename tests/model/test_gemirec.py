@@ -6,7 +6,7 @@ from model.config import replace
 from model.evaluate import build_index, evaluate
 from model.retrieval import MERGES
 from model.saved import ModelFolderError, load_model, save_model
-from model.train import make_model
+from model.train import fit, make_model
 
 
 def test_staged_schedule_logs_dictionary_and_generator_diagnostics(trained):
@@ -269,3 +269,13 @@ def test_next_interest_recovery_separates_generator_and_dictionary(trained, tiny
         model.cfg = cfg
     assert as_history["next_interest_hit"] == as_history["history_topk_code_hit"]
     assert as_history["history_topk_code_hit"] == rates["history_topk_code_hit"]
+
+
+def test_gemirec_lr_is_its_own_step_size_and_leaves_the_baselines_alone(tiny_cfg, tiny_data, tmp_path):
+    cfg = replace(tiny_cfg, gemirec={"lr": 0.002}, train={"max_epochs": 1})
+    assert make_model(replace(cfg, model="comirec-sa"), tiny_data).learning_rate() == tiny_cfg.train.lr
+    assert make_model(replace(tiny_cfg, model="gemirec"), tiny_data).learning_rate() == tiny_cfg.train.lr
+    gemirec = replace(cfg, model="gemirec")
+    fit(make_model(gemirec, tiny_data), tiny_data, gemirec, checkpoint_dir=tmp_path, progress=False)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert [g["lr"] for g in saved["opt"]["param_groups"]] == [0.002]  # what the optimiser really used
