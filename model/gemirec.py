@@ -17,6 +17,7 @@ from model.config import Config, replace
 from model.dictionary import InterestDictionary, code_stats
 from model.faiss_index import ItemIndex
 from model.generator import InterestGenerator
+from model.history_interests import history_interests, history_share
 from model.interest_diagnostics import interest_diagnostics
 from model.losses import items_ahead, sampled_softmax_logits, window_mean
 from model.retrieval import (
@@ -257,7 +258,8 @@ class GemiRec(Retriever):
         states = self.backbone.sequence_states(ids)
         u = states[:, -1]
         if self.cfg.gemirec.interest_source == "history":
-            codes, probs = self._history_interests(ids, k or self.K)
+            codes, probs = history_interests(self.item_codes, ids, self.cfg.gemirec.codebook_size,
+                                             k or self.K)
             return u, codes, probs.log()
         e_in = self.dictionary.embed(self.item_codes[ids])
         g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
@@ -268,32 +270,9 @@ class GemiRec(Retriever):
                        ) -> torch.Tensor:
         """The K interests' weights, blended with the history's share of each (history_blend β)."""
         if beta > 0 and self.cfg.gemirec.interest_source != "history":
-            logp = (1 - beta) * torch.log_softmax(logp, -1) + beta * self._history_share(ids, codes)
+            share = history_share(self.item_codes, ids, codes, self.cfg.gemirec.codebook_size)
+            logp = (1 - beta) * torch.log_softmax(logp, -1) + beta * share
         return torch.softmax(logp, -1)
-
-    def _history_share(self, ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """log share of the history's items in each interest's level-1 family (smoothed), (B, K)."""
-        fam = self.item_codes[ids][..., 0]  # (B, L)
-        count = torch.zeros(len(ids), self.cfg.gemirec.codebook_size, device=ids.device)
-        count.scatter_add_(1, fam, (ids > 0).float())
-        f = count.gather(1, codes[:, :, 0]) + 1e-3
-        return torch.log(f / f.sum(1, keepdim=True))
-
-    def _history_interests(self, ids: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """No-MIPDM ablation: the K most frequent codes of the history, weighted by frequency."""
-        codes = self.item_codes[ids]  # (B, L, C)
-        M, C = self.cfg.gemirec.codebook_size, codes.shape[-1]
-        flat = torch.zeros_like(ids)
-        for c in range(C):
-            flat = flat * M + codes[..., c]
-        n_codes = M**C
-        counts = torch.zeros(len(ids), n_codes, device=ids.device)
-        counts.scatter_add_(1, flat, (ids > 0).float())
-        k = min(K, n_codes)
-        top, idx = counts.topk(k, dim=1)
-        out = torch.stack([(idx // M ** (C - 1 - c)) % M for c in range(C)], -1)
-        probs = (top + 1e-3) / (top + 1e-3).sum(1, keepdim=True)
-        return out, probs
 
     @torch.no_grad()
     def recommend(self, histories: np.ndarray, index: ItemIndex, n: int, k: int | None = None

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from model.faiss_index import ItemIndex
+from model.history_interests import flat_codes, history_interests
 from model.sequences import SequenceData
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
     es = data.eval_set(part)
     cats = data.item_category
     m = model.cfg.gemirec.codebook_size
-    key = _flat_codes(model.item_codes.cpu().numpy(), m)
+    key = flat_codes(model.item_codes.cpu().numpy(), m)
     majority = {}
     for k in np.unique(key[1:]):
         member = cats[1:][key[1:] == k]
@@ -78,15 +79,15 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
     _, codes, _ = model.interests(ids)
     model.train(was)
     codes = codes.cpu().numpy()
-    history_codes = model._history_interests(ids, codes.shape[1])[0].cpu().numpy()
+    history_codes = history_interests(model.item_codes, ids, m, codes.shape[1])[0].cpu().numpy()
     hits, ref_hits, code_ref_hits = [], [], []
     for row, u in enumerate(es.users):
         seq = data.sequence(u)
         nxt = cats[seq[len(es.full_histories[row])]]
         if nxt < 0:
             continue
-        hits.append(nxt in {majority.get(int(f), -1) for f in _flat_codes(codes[row], m)})
-        code_ref_hits.append(nxt in {majority.get(int(f), -1) for f in _flat_codes(history_codes[row], m)})
+        hits.append(nxt in {majority.get(int(f), -1) for f in flat_codes(codes[row], m)})
+        code_ref_hits.append(nxt in {majority.get(int(f), -1) for f in flat_codes(history_codes[row], m)})
         hist_c = cats[es.full_histories[row]]
         hist_c = hist_c[hist_c >= 0]
         top = np.argsort(-np.bincount(hist_c), kind="stable")[: codes.shape[1]] if len(hist_c) else []
@@ -94,11 +95,3 @@ def next_interest_recovery(model: GemiRec, data: SequenceData, part: int = 2) ->
     return {"next_interest_hit": float(np.mean(hits)) if hits else float("nan"),
             "history_topk_category_hit": float(np.mean(ref_hits)) if ref_hits else float("nan"),
             "history_topk_code_hit": float(np.mean(code_ref_hits)) if code_ref_hits else float("nan")}
-
-
-def _flat_codes(codes: np.ndarray, m: int) -> np.ndarray:
-    """(n, C) codes of M = m per level -> (n,) one integer per code path."""
-    flat = np.zeros(len(codes), dtype=np.int64)
-    for c in range(codes.shape[1]):
-        flat = flat * m + codes[:, c]
-    return flat
