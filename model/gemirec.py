@@ -157,6 +157,11 @@ class GemiRec(Retriever):
     def may_stop(self, epoch: int) -> bool:
         return 0 <= int(self.joint_from) <= epoch
 
+    def lr_factor(self, epoch: int, improved: bool) -> float:
+        """design choice (not from the paper): gemirec.lr_decay < 1 shrinks the step after every joint
+        epoch that did not raise validation R@50: a large step climbs fast, a smaller one then settles."""
+        return self.cfg.gemirec.lr_decay if self.selectable(epoch) and not improved else 1.0
+
     def selectable(self, epoch: int) -> bool:
         # only joint epochs can be the kept model: a warm-up epoch is just the single-vector backbone
         return 0 <= int(self.joint_from) <= epoch

@@ -133,6 +133,10 @@ class Retriever(nn.Module):
         """Early stopping is allowed after this epoch (staged schedules veto it during warm-up)."""
         return True
 
+    def lr_factor(self, epoch: int, improved: bool) -> float:
+        """Hook: multiply the step size by this after `epoch` (1 = keep it)."""
+        return 1.0
+
     # ---- inference ----------------------------------------------------------------------------
     @torch.no_grad()
     def recommend(self, histories: np.ndarray, index: ItemIndex, n: int) -> Recommendations:

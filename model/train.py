@@ -97,6 +97,9 @@ def fit(
         torch.set_num_threads(t.threads)
     if isinstance(model, MostPopular):
         return FitResult(0, float("nan"), 0, 0.0, "no training")
+    if parallel is not None and cfg.model.startswith("gemirec") and cfg.gemirec.lr_decay != 1.0:
+        raise ValueError("gemirec.lr_decay needs every rank to see validation; data-parallel training "
+                         "validates on rank 0 only: leave lr_decay at 1")
     device = torch.device(t.device)
     model.to(device)
     gen = torch.Generator(device=device).manual_seed(t.seed)
@@ -171,11 +174,15 @@ def fit(
         log.info("%s epoch %d loss %.4f val R@50 %.4f", cfg.model, epoch, row["loss"], r50)
         if on_epoch is not None:
             on_epoch(row)
-        if model.selectable(epoch) and (r50 > state["best"] or state["best_epoch"] < 0):
+        improved = model.selectable(epoch) and (r50 > state["best"] or state["best_epoch"] < 0)
+        if improved:
             state.update(best=r50, best_epoch=epoch, bad=0)
             best_weights = copy.deepcopy(model.state_dict())
         else:
             state["bad"] += 1
+        factor = model.lr_factor(epoch, improved)
+        for group in opt.param_groups:  # kept in the optimiser's state, so a resumed run goes on from it
+            group["lr"] *= factor
         state["epoch"] = epoch + 1
         state["elapsed"] = time.perf_counter() - start
         if ckpt is not None:

@@ -6,7 +6,7 @@ from model.config import replace
 from model.evaluate import build_index, evaluate
 from model.retrieval import MERGES
 from model.saved import ModelFolderError, load_model, save_model
-from model.train import fit, make_model
+from model.train import fit, make_model, seed_everything
 
 
 def test_staged_schedule_logs_dictionary_and_generator_diagnostics(trained):
@@ -279,3 +279,18 @@ def test_gemirec_lr_is_its_own_step_size_and_leaves_the_baselines_alone(tiny_cfg
     fit(make_model(gemirec, tiny_data), tiny_data, gemirec, checkpoint_dir=tmp_path, progress=False)
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert [g["lr"] for g in saved["opt"]["param_groups"]] == [0.002]  # what the optimiser really used
+
+
+def test_lr_decay_shrinks_the_step_after_each_joint_epoch_without_gain(tiny_cfg, tiny_data, tmp_path):
+    cfg = replace(tiny_cfg, model="gemirec", train={"max_epochs": 8, "patience": 20},
+                  gemirec={"warmup_epochs": 1, "lr_decay": 0.5})
+    seed_everything(0)
+    model = make_model(cfg, tiny_data)
+    result = fit(model, tiny_data, cfg, checkpoint_dir=tmp_path, progress=False)
+    best, flat = -1.0, 0  # joint epochs that did not raise validation R@50 (warm-up ones never count)
+    for row in result.history[int(model.joint_from):]:
+        flat += row["val_recall@50"] <= best
+        best = max(best, row["val_recall@50"])
+    assert flat > 0  # the tiny data plateaus within 8 epochs, so the decay is exercised
+    lr = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["opt"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(cfg.train.lr * 0.5**flat)
