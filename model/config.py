@@ -89,7 +89,9 @@ class GemiRecConfig:
     # design choice (not from the paper): GemiRec's own Adam step size (0 = train.lr, the baselines' shared
     # one); the long-history presets set 2e-3, chosen on validation users (docs/model.md)
     lr: float = 0.0
-    lr_decay: float = 1.0  # × the step after each joint epoch without validation gain (1 = constant)
+    # × the step after each joint epoch without validation gain (1 = constant); 0.5 lost validation R@50
+    # on ml-100k and the simulator (docs/model.md)
+    lr_decay: float = 1.0
     lambda_q: float = 1.0
     lambda_g: float = 1.0
     lambda_mix: float = 1.0  # weight of -log Σ_k p_k p(target | q_k) through the inference path
