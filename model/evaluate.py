@@ -33,7 +33,8 @@ def build_index(model) -> ItemIndex | None:
     return ItemIndex.build(model.item_matrix(), "flat")
 
 
-def _filter_history(ranked: np.ndarray, histories: np.ndarray, n: int) -> np.ndarray:
+def filter_history(ranked: np.ndarray, histories: np.ndarray, n: int) -> np.ndarray:
+    """The first n items of each ranked row that are not in that user's history (-1 pads)."""
     out = np.full((len(ranked), n), -1, dtype=np.int64)
     for row in range(len(ranked)):
         keep = ranked[row][~np.isin(ranked[row], histories[row][histories[row] > 0])]
@@ -69,7 +70,7 @@ def evaluate(
         hist = es.histories[lo:hi]
         targets = es.targets[lo:hi]
         rec: Recommendations = model.recommend(hist, index, n_max + (data.cfg.maxlen if filt else 0))
-        ranked = _filter_history(rec.ranked, hist, n_max) if filt else rec.ranked[:, :n_max]
+        ranked = filter_history(rec.ranked, hist, n_max) if filt else rec.ranked[:, :n_max]
         hits = M.hits_matrix(ranked, targets)
         for n in cutoffs:
             add(sums, f"recall@{n}", M.recall_at(hits, targets, n))
