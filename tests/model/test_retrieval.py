@@ -1,8 +1,10 @@
 import faiss
 import numpy as np
 import pytest
+import torch
 
 from model.retrieval import (
+    _top_within_family,
     family_search,
     log_partition,
     log_partition_estimate,
@@ -143,3 +145,22 @@ def test_family_search_is_the_exact_top_n_inside_each_family_and_fills_what_filt
     top_scores = np.take_along_axis(flat, top - 1, 1).reshape(3, 2, -1)
     _, filtered = restrict_to_family(top_scores, top.reshape(3, 2, -1), family, query_family, n)
     assert (filtered[:2] >= 0).sum() < (ids[:2] >= 0).sum()
+
+
+def test_top_within_family_equals_a_top_k_over_the_masked_row():
+    """Serving's restricted lists rank only a family's own columns; that must be the top-k of the full row
+    with the other families masked out, including families smaller than k and unrestricted rows (-1)."""
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randn(12, 300, generator=gen)
+    item_family = torch.randint(0, 6, (300,), generator=gen)
+    item_family[item_family == 5] = 4  # family 5 empty of items: a row asking for it gets no list
+    item_family[:3] = 5  # ... except three, fewer than k
+    row_family = torch.tensor([-1, 0, 1, 2, 3, 4, 5, 0, 0, -1, 5, 3])
+    k = 20
+    val, idx = _top_within_family(s, row_family, item_family, k)
+    other = (row_family[:, None] >= 0) & (item_family[None, :] != row_family[:, None])
+    want_val, want_idx = s.masked_fill(other, float("-inf")).topk(k, dim=1)
+    assert torch.equal(val, want_val)
+    finite = torch.isfinite(want_val)
+    assert torch.equal(idx[finite], want_idx[finite])
+    assert int(finite[6].sum()) == 3 and int(finite[0].sum()) == k
