@@ -316,8 +316,9 @@ class GemiRec(Retriever):
         """Each query's top-n list (an interest's within its own level-1 family when `restrict`), and what
         the merge needs beside them: -> scores, items (B, K+1, n), the family filter of the candidates
         (None unrestricted), the item matrix and the queries' log-partitions (None unless `mixture`).
-        `exact_lse`, the exact log-partitions of these very queries from an earlier call, is reused when
-        the partition is exact (it does not depend on the restriction); an estimate is always recomputed."""
+        `exact_lse`, the log-partitions an earlier call returned for these very queries, is reused when
+        the partition is exact (it does not depend on the restriction); an estimate is always recomputed,
+        so an estimated `exact_lse` is ignored."""
         g = self.cfg.gemirec
         B, Q, d = all_q.shape
         K = Q - 1
@@ -329,7 +330,9 @@ class GemiRec(Retriever):
         item_matrix = lse = None
         # the mixture's partition is estimated from the searched lists on large catalogues (and in
         # training's per-epoch validation), computed exactly otherwise
-        estimate = mixture and self.estimates_partition(index.n_items)
+        n_cat = index.n_items
+        estimate = mixture and (n_cat > g.partition_exact_max
+                                or (self._in_fit and n_cat > 2 * g.partition_sample))
         fused = (self._pinned_items is not None and index.exact and mixture
                  and len(self._pinned_items) <= g.partition_exact_max)
         if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
@@ -370,12 +373,6 @@ class GemiRec(Retriever):
                 lse = exact_lse if exact_lse is not None else log_partition(flat_q, item_matrix, tau)
             lse = lse.reshape(B, Q)
         return scores, items, allowed, item_matrix, lse
-
-    def estimates_partition(self, n_items: int) -> bool:
-        """Whether the mixture's log-partition is estimated from the searched lists (large catalogues,
-        and training's per-epoch validation) rather than computed exactly."""
-        g = self.cfg.gemirec
-        return n_items > g.partition_exact_max or (self._in_fit and n_items > 2 * g.partition_sample)
 
     def _item_matrix_cache(self, index: ItemIndex) -> np.ndarray:
         # the exact index already holds these vectors (built from item_matrix() for this very model), so

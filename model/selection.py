@@ -55,12 +55,10 @@ def grid_recall(model, data: SequenceData, grid: list[dict], index=None) -> list
             ids = trim_left_padding(torch.as_tensor(hist, device=model.item_codes.device))
             u, codes, logp = model.generated(ids, k)
             all_q, codes_np = model.query_matrix(u, codes), codes.cpu().numpy()
-            exact = not model.estimates_partition(index.n_items)
-            lse = None  # an exact partition is the same for both restrictions: computed once
+            lse = None  # an exact partition is the same for both restrictions: query_lists reuses it
             for restrict in sorted({o["restrict_family"] for o in grid if o["n_interests"] == k}):
-                _, items, allowed, item_matrix, lse = model.query_lists(
-                    all_q, codes_np, index, fetch, restrict, mixture=True,
-                    exact_lse=lse.reshape(-1) if exact and lse is not None else None)
+                _, items, allowed, item_matrix, lse = model.query_lists(all_q, codes_np, index, fetch,
+                                                                        restrict, mixture=True, exact_lse=lse)
                 flat = items.reshape(len(items), -1)
                 probs_q = query_probabilities(all_q, flat, item_matrix, lse, tau,
                                               allowed(flat) if allowed is not None else None)
