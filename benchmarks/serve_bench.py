@@ -158,9 +158,31 @@ def _search_paths(engine, holder, histories, n: int, k: int, reps: int) -> dict 
     return {name: {size: float(np.median(v[5:])) for size, v in d.items()} for name, d in out.items()}
 
 
-async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: int) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (the service's workers)."""
+    return sum(_cpu_by_process(pid).values())
+
+
+def _cpu_by_process(pid: int) -> dict[int, float]:
+    import psutil
+
+    root = psutil.Process(pid)
+    out = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: int,
+                 server_pid: int | None = None) -> dict:
     """`concurrency` clients in a closed loop; aiohttp, whose per-request cost is a fraction of httpx's,
-    so that the client steals less of the 2 cores the service runs on."""
+    so that the client steals less of the 2 cores the service runs on. With `server_pid`, the CPU time
+    the service and this client spent per request is measured too: on one machine they share its cores,
+    so their sum per request bounds the throughput any concurrency can reach."""
     import aiohttp
 
     latencies: list[float] = []
@@ -183,11 +205,24 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: in
                 if status != "200":
                     errors[status] = errors.get(status, 0) + 1
 
+        before = _cpu_by_process(server_pid) if server_pid else {}
+        client_cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
+        after = _cpu_by_process(server_pid) if server_pid else {}
+    cpu = {}
+    if server_pid:
+        spent = {pid: t - before.get(pid, 0.0) for pid, t in after.items()}
+        server_cpu = sum(spent.values())
+        cpu = {"client_cpu_ms_per_request": client_cpu * 1000 / n_requests,
+               "server_cpu_ms_per_request": server_cpu * 1000 / n_requests,
+               "cpu_busy_share": (client_cpu + server_cpu) / (elapsed * (os.cpu_count() or 1)),
+               # with several workers: does the load spread? (keep-alive connections stay where accepted)
+               "busiest_process_cpu_share": max(spent.values()) / server_cpu if server_cpu > 0 else None}
     return {"concurrency": concurrency, "requests": n_requests, "errors": sum(errors.values()),
-            "error_kinds": errors, "throughput_rps": n_requests / elapsed, **percentiles(latencies)}
+            "error_kinds": errors, "throughput_rps": n_requests / elapsed, **percentiles(latencies), **cpu}
 
 
 def load_test(folder: Path, histories, args, batch_max: int) -> dict:
@@ -208,7 +243,7 @@ def load_test(folder: Path, histories, args, batch_max: int) -> dict:
             asyncio.run(_drive(server.url, bodies, 8, args.warmup))
             for c, n in zip(args.concurrency, args.requests):
                 before = read_window(logs).n_requests
-                result = asyncio.run(_drive(server.url, bodies, c, n))
+                result = asyncio.run(_drive(server.url, bodies, c, n, server.process.pid))
                 window = read_window(logs)
                 served = window.latency_ms[before:]  # the service's own time, from its response log
                 result["server_p50_ms"] = float(np.median(served)) if len(served) else None
@@ -276,14 +311,23 @@ def report(result: dict) -> str:
         mode = f"adaptive batching (≤ {run['batch_max']})" if run["batch_max"] > 1 else "no batching"
         lines += [f"## Service over HTTP: {mode}, {run['workers']} worker(s)", "",
                   "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | server p50 ms "
-                  "| p50 / floor |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| p50 / floor | CPU ms/request: service | client | cores busy |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for lv in run["levels"]:
             ratio = lv["p50"] / floor["compute"]["p50"] if floor else float("nan")
             server = f"{lv['server_p50_ms']:.2f}" if lv.get("server_p50_ms") is not None else "-"
+            cpu = (f"{lv['server_cpu_ms_per_request']:.2f} | {lv['client_cpu_ms_per_request']:.2f} "
+                   f"| {lv['cpu_busy_share']:.0%}" if "cpu_busy_share" in lv else "- | - | -")
             lines.append(f"| {lv['concurrency']} | {lv['requests']:,} | {lv['errors']} | {lv['p50']:.2f} "
                          f"| {lv['p95']:.2f} | {lv['p99']:.2f} | {lv['throughput_rps']:.0f} | {server} "
-                         f"| {ratio:.1f} |")
-        lines.append("")
+                         f"| {ratio:.1f} | {cpu} |")
+        lines += ["", "CPU ms/request: CPU time the service's processes and the load generator each spent "
+                  "per request at that level (they share the machine's cores); cores busy: their sum over "
+                  "wall time × cores.", ""]
+        if run["workers"] > 1:
+            shares = ", ".join(f"c={lv['concurrency']}: {lv['busiest_process_cpu_share']:.0%}"
+                               for lv in run["levels"] if lv.get("busiest_process_cpu_share") is not None)
+            lines += [f"Busiest service process's share of the service's CPU: {shares}.", ""]
     if result.get("catalogue"):
         lines += ["## Catalogue: exact vs ANN (synthetic clustered unit vectors, d = 64)", "",
                   f"Search time for one request's {result['k_queries']} queries (K + u) on one thread; "

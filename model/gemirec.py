@@ -21,6 +21,7 @@ from model.history_interests import history_interests, history_share
 from model.interest_diagnostics import interest_diagnostics
 from model.losses import items_ahead, sampled_softmax_logits, window_mean
 from model.retrieval import (
+    FamilyColumns,
     InterestQuery,
     allowed_in_family,
     exact_search_with_partition,
@@ -62,6 +63,7 @@ class GemiRec(Retriever):
         self._val = None  # validation users for the per-epoch diagnostics, set by on_epoch_start
         self._gen = torch.Generator().manual_seed(cfg.train.seed)
         self._pinned_items: np.ndarray | None = None  # see pin_item_matrix
+        self._pinned_columns: FamilyColumns | None = None
         self._warm_best: dict[str, torch.Tensor] | None = None  # best warm-up backbone (warmup_patience)
         self._in_fit = False  # per-epoch validation may estimate the mixture's partition (see recommend)
 
@@ -260,14 +262,14 @@ class GemiRec(Retriever):
     def generated(self, ids: torch.Tensor, k: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """u, the K interest codes and their log-probabilities before the history blend."""
-        states = self.backbone.sequence_states(ids)
-        u = states[:, -1]
+        x = self.items(ids)  # shared by the user tower and the generator, as in training
+        u = self.backbone.encoder(x, ids)[:, -1]
         if self.cfg.gemirec.interest_source == "history":
             codes, probs = history_interests(self.item_codes, ids, self.cfg.gemirec.codebook_size,
                                              k or self.K)
             return u, codes, probs.log()
         e_in = self.dictionary.embed(self.item_codes[ids])
-        g = self.generator.states(ids, e_in, self.items(ids))[:, -1]
+        g = self.generator.states(ids, e_in, x)[:, -1]
         codes, logp = self.generator.beam_search(g, k or self.K, self.cfg.gemirec.beam)
         return u, codes, logp
 
@@ -341,7 +343,7 @@ class GemiRec(Retriever):
                           if per_family else None)
             scores, items, lse = exact_search_with_partition(
                 all_q.reshape(B * Q, d), item_matrix, fetch, self.cfg.train.temperature,
-                row_family=row_family, item_family=family[1:] if per_family else None)
+                row_family=row_family, columns=self._pinned_columns if per_family else None)
             lse = lse.reshape(B, Q)
         elif per_family and not estimate:
             # only u's list comes from the index: family_search below gives the interests' lists, and no
@@ -386,6 +388,7 @@ class GemiRec(Retriever):
         """Serving: frozen weights, so the (n, d) matrix the mixture merge needs is computed once, not
         on every request (it costs as much as the rest of a request at 24k items)."""
         self._pinned_items = matrix
+        self._pinned_columns = None if matrix is None else FamilyColumns(matrix, self.item_codes[1:, 0].cpu())
 
     @property
     def pinned_item_matrix(self) -> np.ndarray | None:

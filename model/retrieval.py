@@ -70,28 +70,42 @@ def log_partition_estimate(queries: np.ndarray, items: np.ndarray, temperature: 
     return torch.logaddexp(log_top, log_tail).numpy()
 
 
+class FamilyColumns:
+    """The catalogue grouped by level-1 code family: the item matrix with its rows sorted by family (stable,
+    so ids stay ascending within a family), where one family's scores are one contiguous slice of a
+    product. Serving builds it once per pinned item matrix; finding a family's columns on every request
+    (a `nonzero` over 24k items per family, then a gather) was half of ranking within families."""
+
+    def __init__(self, items: np.ndarray, item_family: np.ndarray):
+        family = torch.as_tensor(np.asarray(item_family))
+        self.order = torch.argsort(family, stable=True)  # sorted position -> dense id - 1
+        self.matrix = torch.as_tensor(items)[self.order].contiguous()
+        families, counts = torch.unique_consecutive(family[self.order], return_counts=True)
+        ends = counts.cumsum(0).tolist()
+        self.bounds = {f: (e - c, e) for f, c, e in zip(families.tolist(), counts.tolist(), ends)}
+
+
 def exact_search_with_partition(queries: np.ndarray, items: np.ndarray, n: int, temperature: float,
                                 chunk: int = 256, row_family: np.ndarray | None = None,
-                                item_family: np.ndarray | None = None,
+                                columns: FamilyColumns | None = None,
                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-n and log-partition from one (Q, n_items) product: scores (Q, n), dense ids (Q, n) (-1 =
-    empty), log Σ_i exp(q·v_i / τ) (Q,). With `row_family` (Q,) and `item_family` (n_items,), a row
-    whose family is ≥ 0 ranks only the items of that family (its partition stays over all items).
+    empty), log Σ_i exp(q·v_i / τ) (Q,). With `row_family` (Q,) and the catalogue's `columns` (built from
+    these `items`), a row whose family is ≥ 0 ranks only the items of that family (its partition stays
+    over all items).
 
     The mixture merge needs every query's exact partition, which is the full product an exact search
     computes anyway; serving a flat index takes both from it instead of running FAISS beside it (FAISS's
     flat search was 3-4x slower than this product + top-k at 24k items; benchmarks/serve_bench.py)."""
-    v = torch.as_tensor(items)
+    masked = row_family is not None and columns is not None
+    v = columns.matrix if masked else torch.as_tensor(items)
     k = min(n, len(items))
-    masked = row_family is not None and item_family is not None
-    if masked:
-        fam_rows, fam_items = torch.as_tensor(row_family), torch.as_tensor(item_family)
     top_s, top_i, lse = [], [], []
     for start in range(0, len(queries), chunk):
         s = torch.as_tensor(queries[start:start + chunk]) @ v.T
         lse.append(torch.logsumexp(s / temperature, dim=1))
         if masked:
-            val, idx = _top_within_family(s, fam_rows[start:start + chunk], fam_items, k)
+            val, idx = _top_within_family(s, row_family[start:start + chunk], columns, k)
         else:
             val, idx = s.topk(k, dim=1)
         top_s.append(val)
@@ -103,24 +117,24 @@ def exact_search_with_partition(queries: np.ndarray, items: np.ndarray, n: int, 
     return scores, ids, torch.cat(lse).numpy()
 
 
-def _top_within_family(s: torch.Tensor, row_family: torch.Tensor, item_family: torch.Tensor, k: int
+def _top_within_family(s: torch.Tensor, row_family: np.ndarray, columns: FamilyColumns, k: int
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of each row of s (R, n_items) among the columns of its family (row_family < 0: all of them):
-    -> scores (R, k), column ids (R, k), -inf past a family's size. A top-k over the family's own columns
-    instead of over a masked full row: masking and ranking all 24k columns was most of a served batch."""
+    """Top-k of each row of s (R, n_items), its columns in `columns`' family order, among the columns of
+    the row's family (row_family < 0: all of them): -> scores (R, k), column ids (R, k) in the catalogue's
+    own order, -inf past a family's size. A top-k over the family's own slice instead of over a masked
+    full row: masking and ranking all 24k columns was most of a served batch."""
     val = torch.full((len(s), k), float("-inf"), dtype=s.dtype)
     idx = torch.zeros((len(s), k), dtype=torch.int64)
-    for fam in torch.unique(row_family).tolist():
-        rows = torch.nonzero(row_family == fam).squeeze(1)
-        if fam < 0:
-            sub, cols = s[rows], None
-        else:
-            cols = torch.nonzero(item_family == fam).squeeze(1)
-            sub = s[rows][:, cols]
-        kk = min(k, sub.shape[1])
-        sv, si = sub.topk(kk, dim=1)
+    row_family = np.asarray(row_family)
+    for fam in np.unique(row_family).tolist():
+        rows = torch.from_numpy(np.flatnonzero(row_family == fam))
+        first, end = (0, s.shape[1]) if fam < 0 else columns.bounds.get(fam, (0, 0))
+        kk = min(k, end - first)
+        if kk == 0:  # a family without items: an empty list
+            continue
+        sv, si = s[:, first:end].index_select(0, rows).topk(kk, dim=1)
         val[rows, :kk] = sv
-        idx[rows, :kk] = si if cols is None else cols[si]
+        idx[rows, :kk] = columns.order[first + si]
     return val, idx
 
 

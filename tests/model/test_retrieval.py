@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from model.retrieval import (
+    FamilyColumns,
     _top_within_family,
     family_search,
     log_partition,
@@ -157,7 +158,9 @@ def test_top_within_family_equals_a_top_k_over_the_masked_row():
     item_family[:3] = 5  # ... except three, fewer than k
     row_family = torch.tensor([-1, 0, 1, 2, 3, 4, 5, 0, 0, -1, 5, 3])
     k = 20
-    val, idx = _top_within_family(s, row_family, item_family, k)
+    columns = FamilyColumns(torch.randn(300, 4, generator=gen).numpy(), item_family.numpy())
+    # the product the service computes is over the family-sorted matrix: its columns in that order
+    val, idx = _top_within_family(s[:, columns.order], row_family.numpy(), columns, k)
     other = (row_family[:, None] >= 0) & (item_family[None, :] != row_family[:, None])
     want_val, want_idx = s.masked_fill(other, float("-inf")).topk(k, dim=1)
     assert torch.equal(val, want_val)
