@@ -48,7 +48,7 @@ def rescore_gemirec(dataset: str, data: SequenceData, record: dict, key: str) ->
     if model is None:
         return None
     if selected:
-        model._apply_choice({"n_interests": selected["K"], "u_share": selected["u_share"],
+        model.apply_choice({"n_interests": selected["K"], "u_share": selected["u_share"],
                              "history_blend": selected.get("history_blend", 0.0),
                              "restrict_family": selected.get("restrict_family", True)})
     model.eval()

@@ -34,7 +34,7 @@ def _one_per_option(model, data, grid, index) -> list[float]:
     try:
         out = []
         for option in grid:
-            model._apply_choice(option)
+            model.apply_choice(option)
             out.append(evaluate(model, data, 1, index=index).metrics["recall@50"])
         return out
     finally:

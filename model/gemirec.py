@@ -144,13 +144,14 @@ class GemiRec(Retriever):
         if not self.cfg.gemirec.select_on_validation or int(self.stage) == 0:
             return
         best, choice = choose_settings(self, data)
-        self._apply_choice(choice)
+        self.apply_choice(choice)
         self._logs.update({"selected_K": float(choice["n_interests"]), "selected_u_share": choice["u_share"],
                            "selected_val_recall@50": best})
         self.selected = {"K": choice["n_interests"], "merge": "mixture", "val_recall@50": best,
                          **{k: choice[k] for k in ("u_share", "history_blend", "restrict_family")}}
 
-    def _apply_choice(self, option: dict) -> None:
+    def apply_choice(self, option: dict) -> None:
+        """Infer with one setting of the validation grid: K (n_interests), u_share, history_blend, ..."""
         g = {k: v for k, v in option.items() if k != "n_interests"}
         self.cfg = replace(self.cfg, gemirec={"merge": "mixture", **g},
                            multi={"n_interests": option["n_interests"]})

@@ -31,7 +31,7 @@ def test_one_pass_grid_scores_each_option_as_evaluate_does(trained, tiny_data, f
         fast = grid_recall(model, data, grid, index)
         slow = []
         for option in grid:
-            model._apply_choice(option)
+            model.apply_choice(option)
             slow.append(evaluate(model, data, 1, index=index).metrics["recall@50"])
     finally:
         model.cfg, model.K = saved_cfg, saved_k
