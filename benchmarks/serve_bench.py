@@ -178,7 +178,7 @@ def _cpu_by_process(pid: int) -> dict[int, float]:
 
 
 async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: int,
-                 server_pid: int | None = None) -> dict:
+                 server_pid: int | None = None, path: str = "/recommend") -> dict:
     """`concurrency` clients in a closed loop; aiohttp, whose per-request cost is a fraction of httpx's,
     so that the client steals less of the 2 cores the service runs on. With `server_pid`, the CPU time
     the service and this client spent per request is measured too: on one machine they share its cores,
@@ -196,7 +196,7 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: in
             for i in next_request:
                 t0 = time.perf_counter()
                 try:
-                    async with session.post("/recommend", data=bodies[i % len(bodies)], headers=headers) as r:
+                    async with session.post(path, data=bodies[i % len(bodies)], headers=headers) as r:
                         await r.read()
                         status = str(r.status)
                 except (TimeoutError, aiohttp.ClientError) as e:
@@ -232,6 +232,7 @@ def load_test(folder: Path, histories, args, batch_max: int) -> dict:
 
     bodies = [json.dumps({"history": h, "n": args.n, "k": args.k, "unknown_items": "drop"}).encode()
               for h in histories]
+    similar = [json.dumps({"item_id": h[-1], "n": 1}).encode() for h in histories if h]
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         home, logs = Path(tmp) / "bentoml", Path(tmp) / "logs"
         tag = registered(folder, home, "gemirec-bench")
@@ -251,7 +252,13 @@ def load_test(folder: Path, histories, args, batch_max: int) -> dict:
                          batch_max, c, result["p50"], result["p95"], result["p99"], result["throughput_rps"],
                          result["errors"])
                 levels.append(result)
-    return {"batch_max": batch_max, "model_version": tag, "workers": args.workers, "levels": levels}
+            framework = []
+            if batch_max > 1:  # the same server, a request with almost no model work: what HTTP costs
+                for c in (1, 8):
+                    framework.append(asyncio.run(_drive(server.url, similar, c, args.requests[0],
+                                                        server.process.pid, "/similar_items")))
+    return {"batch_max": batch_max, "model_version": tag, "workers": args.workers, "levels": levels,
+            "framework": framework}
 
 
 # ---------------------------------------------------------------- report
@@ -324,6 +331,18 @@ def report(result: dict) -> str:
         lines += ["", "CPU ms/request: CPU time the service's processes and the load generator each spent "
                   "per request at that level (they share the machine's cores); cores busy: their sum over "
                   "wall time × cores.", ""]
+        if run.get("framework"):
+            lines += ["Framework cost: the same service answering `/similar_items` with n = 1 (validation, "
+                      "one exact FAISS query of one item, the response; no generator, no batching), so "
+                      "nearly all of its CPU is BentoML's HTTP path:", "",
+                      "| concurrency | requests | errors | p50 ms | p99 ms | req/s | CPU ms/request: service "
+                      "| client |", "|---|---|---|---|---|---|---|---|"]
+            for lv in run["framework"]:
+                server, client = lv["server_cpu_ms_per_request"], lv["client_cpu_ms_per_request"]
+                lines.append(f"| {lv['concurrency']} | {lv['requests']:,} | {lv['errors']} | {lv['p50']:.2f} "
+                             f"| {lv['p99']:.2f} | {lv['throughput_rps']:.0f} | {server:.2f} "
+                             f"| {client:.2f} |")
+            lines.append("")
         if run["workers"] > 1:
             shares = ", ".join(f"c={lv['concurrency']}: {lv['busiest_process_cpu_share']:.0%}"
                                for lv in run["levels"] if lv.get("busiest_process_cpu_share") is not None)
