@@ -73,8 +73,8 @@ def log_partition_estimate(queries: np.ndarray, items: np.ndarray, temperature: 
 class FamilyColumns:
     """The catalogue grouped by level-1 code family: the item matrix with its rows sorted by family (stable,
     so ids stay ascending within a family), where one family's scores are one contiguous slice of a
-    product. Serving builds it once per pinned item matrix; finding a family's columns on every request
-    (a `nonzero` over 24k items per family, then a gather) was half of ranking within families."""
+    product. Serving builds it once per pinned item matrix, so that no request looks for a family's
+    columns (a `nonzero` over the 24k items' families, then a gather of those columns) any more."""
 
     def __init__(self, items: np.ndarray, item_family: np.ndarray):
         family = torch.as_tensor(np.asarray(item_family))
