@@ -154,9 +154,9 @@ def test_top_within_family_equals_a_top_k_over_the_masked_row():
     gen = torch.Generator().manual_seed(0)
     s = torch.randn(12, 300, generator=gen)
     item_family = torch.randint(0, 6, (300,), generator=gen)
-    item_family[item_family == 5] = 4  # family 5 empty of items: a row asking for it gets no list
-    item_family[:3] = 5  # ... except three, fewer than k
-    row_family = torch.tensor([-1, 0, 1, 2, 3, 4, 5, 0, 0, -1, 5, 3])
+    item_family[item_family == 5] = 4
+    item_family[:3] = 5  # family 5: three items, fewer than k
+    row_family = torch.tensor([-1, 0, 1, 2, 3, 4, 5, 0, 0, -1, 5, 7])  # family 7 has no item: no list
     k = 20
     columns = FamilyColumns(torch.randn(300, 4, generator=gen).numpy(), item_family.numpy())
     # the product the service computes is over the family-sorted matrix: its columns in that order
@@ -166,4 +166,4 @@ def test_top_within_family_equals_a_top_k_over_the_masked_row():
     assert torch.equal(val, want_val)
     finite = torch.isfinite(want_val)
     assert torch.equal(idx[finite], want_idx[finite])
-    assert int(finite[6].sum()) == 3 and int(finite[0].sum()) == k
+    assert int(finite[6].sum()) == 3 and int(finite[0].sum()) == k and int(finite[11].sum()) == 0
