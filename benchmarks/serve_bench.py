@@ -158,12 +158,8 @@ def _search_paths(engine, holder, histories, n: int, k: int, reps: int) -> dict 
     return {name: {size: float(np.median(v[5:])) for size, v in d.items()} for name, d in out.items()}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its descendants (the service's workers)."""
-    return sum(_cpu_by_process(pid).values())
-
-
 def _cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its descendants (the service's workers)."""
     import psutil
 
     root = psutil.Process(pid)
