@@ -71,11 +71,29 @@ def summary_lines() -> list[str]:
             f"| {_mean(g) / single:.3f} (bar {bar:.2f}) "
             f"| {_mean(g) / _mean(table[best_all]):.3f} ({best_all}) "
             f"| {time_ratio:.2f} | {back_to_back.get(ds, '–')} |")
-    return lines + ratios + _paired() + _diversity() + _learning_rates() + [
+    return lines + ratios + _paired() + _ceiling() + _diversity() + _learning_rates() + [
         "", "Campaign training times come from runs made at different times under different loads (two",
         "benchmark lanes on 2 cores, sometimes more work beside them), so that ratio is rough; the",
         "back-to-back column trains both models one after the other in one process",
         "(`python -m benchmarks.train_time`, table in `train_time.md`; latest run per dataset)."]
+
+
+def _ceiling() -> list[str]:
+    """How much room the simulator leaves: its bars against a reference that knows what it planted
+    (`python -m benchmarks.simulator_ceiling`)."""
+    path = RESULTS / "simulator-ceiling.json"
+    if not path.exists():
+        return []
+    c = json.loads(path.read_text())
+    ref = c["oracle"]["test_recall@50"]
+    out = ["", "The simulator's ceiling: a reference that knows every item's planted topic, the true item",
+           f"probabilities and the topic graph reaches test R@50 {100 * ref:.2f} "
+           f"(`simulator-ceiling.md`). As shares of it:", "",
+           "| simulator | test R@50 | ÷ reference |", "|---|---|---|"]
+    rows = [(f"bar: {name}", v) for name, v in c["bars"].items()]
+    rows += [(m, c["models"][m]) for m in ("gemirec", "single", "comirec-sa") if m in c["models"]]
+    out += [f"| {name} | {100 * v:.2f} | {v / ref:.3f} |" for name, v in rows]
+    return out
 
 
 def _diversity() -> list[str]:
