@@ -21,24 +21,12 @@ import torch
 from benchmarks.run import DATASET_PRESETS
 from features.datasets import load_dataset
 from model.config import load_config, replace
-from model.evaluate import build_index, evaluate
+from model.evaluate import build_index
 from model.retrieval import top_distinct
 from model.retriever import merge_max
-from model.selection import grid_recall, settings_grid
+from model.selection import grid_recall, recall_per_option, settings_grid
 from model.sequences import SequenceData
 from model.train import make_model, seed_everything
-
-
-def _one_per_option(model, data, grid, index) -> list[float]:
-    saved = model.cfg, model.K
-    try:
-        out = []
-        for option in grid:
-            model.apply_choice(option)
-            out.append(evaluate(model, data, 1, index=index).metrics["recall@50"])
-        return out
-    finally:
-        model.cfg, model.K = saved
 
 
 def _timed(fn):
@@ -70,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):
         t, fast = _timed(lambda: grid_recall(model, data, grid, index))
         one_pass.append(t)
-        t, slow = _timed(lambda: _one_per_option(model, data, grid, index))
+        t, slow = _timed(lambda: recall_per_option(model, data, grid, index))
         per_option.append(t)
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)  # the speed-up changes no figure
     a, b = statistics.median(per_option), statistics.median(one_pass)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model import metrics as M
-from model.evaluate import build_index, filter_history
+from model.evaluate import build_index, evaluate, filter_history
 from model.retrieval import (
     mixture_weights,
     prefer_restricted,
@@ -73,6 +73,20 @@ def grid_recall(model, data: SequenceData, grid: list[dict], index=None) -> list
                     per_option[i].append(M.recall_at(hits, targets, RECALL_AT))
     model.train(was)
     return [float(np.nanmean(np.concatenate(r))) for r in per_option]
+
+
+def recall_per_option(model, data: SequenceData, grid: list[dict], index) -> list[float]:
+    """The reference `grid_recall` must equal: one full `evaluate` per option, the model set to it and
+    restored afterwards (24 evaluations; what selection did before the one-pass scorer)."""
+    saved = model.cfg, model.K
+    try:
+        out = []
+        for option in grid:
+            model.apply_choice(option)
+            out.append(evaluate(model, data, 1, index=index).metrics["recall@50"])
+        return out
+    finally:
+        model.cfg, model.K = saved
 
 
 def choose_settings(model, data: SequenceData) -> tuple[float, dict]:
