@@ -92,6 +92,10 @@ class GemiRecConfig:
     # × the step after each joint epoch without validation gain (1 = constant); 0.5 lost validation R@50
     # on ml-100k and the simulator (docs/model.md)
     lr_decay: float = 1.0
+    # the generator starts from scratch at the first joint epoch while the towers arrive warmed up; its Adam
+    # step is lr × this. 3 did not shorten the simulator's training or raise its validation R@50
+    # (docs/model.md), so every preset keeps 1
+    generator_lr_scale: float = 1.0
     lambda_q: float = 1.0
     lambda_g: float = 1.0
     lambda_mix: float = 1.0  # weight of -log Σ_k p_k p(target | q_k) through the inference path

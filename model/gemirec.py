@@ -71,6 +71,15 @@ class GemiRec(Retriever):
     def learning_rate(self) -> float:
         return self.cfg.gemirec.lr or self.cfg.train.lr
 
+    def param_groups(self) -> list[dict]:
+        scale = self.cfg.gemirec.generator_lr_scale
+        if scale == 1.0:
+            return super().param_groups()
+        gen = list(self.generator.parameters())
+        ids = {id(p) for p in gen}
+        return [{"params": [p for p in self.parameters() if id(p) not in ids]},
+                {"params": gen, "lr": self.learning_rate() * scale}]
+
     def all_item_vectors(self) -> torch.Tensor:
         ids = torch.arange(1, self.item_codes.shape[0], device=self.item_codes.device)
         return torch.cat([self.items(c) for c in ids.split(65536)])

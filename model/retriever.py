@@ -75,6 +75,10 @@ class Retriever(nn.Module):
     def learning_rate(self) -> float:
         return self.cfg.train.lr
 
+    def param_groups(self) -> list[dict]:
+        """Hook: the optimiser's parameter groups (one group at learning_rate() by default)."""
+        return [{"params": list(self.parameters())}]
+
     # ---- scoring space ------------------------------------------------------------------------
     def score_space(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.cfg.train.normalize else x

@@ -107,7 +107,7 @@ def fit(
     sampler = CandidateSampler(
         torch.as_tensor(data.item_popularity(), device=device), t.n_negatives, gen
     )
-    opt = torch.optim.Adam(model.parameters(), lr=model.learning_rate(), weight_decay=t.weight_decay)
+    opt = torch.optim.Adam(model.param_groups(), lr=model.learning_rate(), weight_decay=t.weight_decay)
     # data-parallel: the DDP-wrapped step all-reduces gradients; the sampler's generator is seeded alike
     # on every rank, so the ranks' half batches share negatives as one process's whole batch would
     step_loss = model.step_loss if parallel is None else parallel.wrap(model)

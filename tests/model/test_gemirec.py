@@ -281,6 +281,17 @@ def test_gemirec_lr_is_its_own_step_size_and_leaves_the_baselines_alone(tiny_cfg
     assert [g["lr"] for g in saved["opt"]["param_groups"]] == [0.002]  # what the optimiser really used
 
 
+def test_generator_lr_scale_gives_the_generator_alone_a_larger_step(tiny_cfg, tiny_data, tmp_path):
+    cfg = replace(tiny_cfg, model="gemirec", gemirec={"lr": 0.002, "generator_lr_scale": 3.0},
+                  train={"max_epochs": 1})
+    model = make_model(cfg, tiny_data)
+    fit(model, tiny_data, cfg, checkpoint_dir=tmp_path, progress=False)
+    groups = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["opt"]["param_groups"]
+    assert [g["lr"] for g in groups] == [0.002, pytest.approx(0.006)]
+    assert len(groups[1]["params"]) == len(list(model.generator.parameters()))
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))  # every weight, once
+
+
 def test_lr_decay_shrinks_the_step_after_each_joint_epoch_without_gain(tiny_cfg, tiny_data, tmp_path):
     cfg = replace(tiny_cfg, model="gemirec", train={"max_epochs": 8, "patience": 20},
                   gemirec={"warmup_epochs": 1, "lr_decay": 0.5})
