@@ -85,12 +85,20 @@ class GemiRec(Retriever):
         return torch.cat([self.items(c) for c in ids.split(65536)])
 
     @torch.no_grad()
-    def refresh_codes(self) -> None:
+    def refresh_codes(self, compare: bool = True) -> None:
+        """Re-assign every item's code. With `compare`, log `code_churn_l{c}`: the share of items whose
+        code at level c changed since the previous table (the generator's and the queries' targets move
+        by that much)."""
         was = self.training
         self.eval()
         v = self.all_item_vectors()
+        before = self.item_codes[1:].clone()
         self.item_codes[1:] = self.dictionary.assign(v)
         self.train(was)
+        if compare:
+            churn = (before != self.item_codes[1:]).float().mean(0)
+            for c, share in enumerate(churn.tolist()):
+                self._logs[f"code_churn_l{c + 1}"] = share
         stats = code_stats(self.item_codes[1:].cpu().numpy(), self.cfg.gemirec.codebook_size)
         for c, (ppl, dead) in enumerate(zip(stats["perplexity"], stats["dead_share"])):
             self._logs[f"code_perplexity_l{c + 1}"] = ppl
@@ -135,12 +143,13 @@ class GemiRec(Retriever):
         was = self.training
         self.eval()
         v = self.all_item_vectors()
-        if epoch == int(self.joint_from) or not bool(self.dictionary.initialised):
+        fresh = epoch == int(self.joint_from) or not bool(self.dictionary.initialised)
+        if fresh:
             self.dictionary.kmeans_init(v, seed=self.cfg.train.seed)
         else:
             self._logs["restarted_codes"] = float(self.dictionary.restart_rare_codes(v, self._gen))
         self.train(was)
-        self.refresh_codes()
+        self.refresh_codes(compare=not fresh)  # the first table has nothing before it to compare with
         self.stage.fill_(1)
 
     def after_fit(self, data: SequenceData) -> None:

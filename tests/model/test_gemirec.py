@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,22 @@ def test_staged_schedule_logs_dictionary_and_generator_diagnostics(trained):
         assert key in last and np.isfinite(last[key])
     assert result.best_epoch >= int(model.joint_from) >= 1  # a warm-up epoch is never the kept model
     assert "topk_hit" not in result.history[0]
+    first_joint = result.history[int(model.joint_from)]
+    assert "code_churn_l1" not in first_joint  # k-means made the first table: no earlier one to compare
+    churn = [row["code_churn_l1"] for row in result.history[int(model.joint_from) + 1:]]
+    assert churn and all(0 <= c <= 1 for c in churn)
+
+
+def test_code_churn_is_the_share_of_items_whose_code_moved(trained):
+    model = copy.deepcopy(trained[1])  # refreshing re-assigns the table: keep the shared fixture as it is
+    model.refresh_codes()  # the kept table was made at its epoch's start, before that epoch's steps
+    model.refresh_codes()
+    assert model._logs["code_churn_l1"] == 0.0  # same weights, same table
+    kept = model.item_codes.clone()
+    model.item_codes[1:4, 0] = (model.item_codes[1:4, 0] + 1) % model.cfg.gemirec.codebook_size
+    model.refresh_codes()
+    assert model._logs["code_churn_l1"] == pytest.approx(3 / (len(kept) - 1))
+    assert torch.equal(model.item_codes, kept)
 
 
 @pytest.mark.parametrize("merge", MERGES)
