@@ -60,7 +60,8 @@ _LATER_FIELDS = {"train": {"sampling": "native"},
                  "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096, "mix_window": 1,
                              "warmup_patience": 0, "freeze_backbone": False, "history_blend": 0.0,
                              "restrict_tolerance": 0.015, "tf_positions": 0,
-                             "lr": 0.0, "lr_decay": 1.0, "generator_lr_scale": 1.0}}
+                             "lr": 0.0, "lr_decay": 1.0, "generator_lr_scale": 1.0,
+                             "dict_prefit_steps": 0}}
 
 
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:

@@ -98,6 +98,24 @@ class InterestDictionary(nn.Module):
             r = r - self.codebooks[c][torch.as_tensor(assign, device=r.device).long()]
         self.initialised.fill_(True)
 
+    def prefit(self, item_vectors: torch.Tensor, steps: int, seed: int, batch: int = 1024,
+               lr: float = 1e-3) -> float:
+        """design choice (not from the paper): right after k-means, fit the dictionary (encoder, codebooks,
+        decoder) alone on the fixed warm-up embeddings for `steps` Adam steps, so that the item→code table
+        has settled before the generator and the queries start learning from it. -> the last step's loss."""
+        v = item_vectors.detach()
+        gen = torch.Generator(device=v.device).manual_seed(seed)
+        opt = torch.optim.Adam(self.parameters(), lr=lr)
+        loss = v.new_zeros(())
+        with torch.enable_grad():
+            for _ in range(steps):
+                pick = torch.randint(0, len(v), (min(batch, len(v)),), generator=gen, device=v.device)
+                loss = self.forward(v[pick]).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return loss.detach().item()
+
     @torch.no_grad()
     def restart_rare_codes(self, item_vectors: torch.Tensor, generator: torch.Generator) -> int:
         """Move codes used below `restart_threshold` × mean usage onto live residuals of random items.

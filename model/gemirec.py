@@ -146,6 +146,9 @@ class GemiRec(Retriever):
         fresh = epoch == int(self.joint_from) or not bool(self.dictionary.initialised)
         if fresh:
             self.dictionary.kmeans_init(v, seed=self.cfg.train.seed)
+            if self.cfg.gemirec.dict_prefit_steps > 0:
+                self._logs["dict_prefit_loss"] = self.dictionary.prefit(
+                    v, self.cfg.gemirec.dict_prefit_steps, seed=self.cfg.train.seed)
         else:
             self._logs["restarted_codes"] = float(self.dictionary.restart_rare_codes(v, self._gen))
         self.train(was)

@@ -66,3 +66,20 @@ def test_rare_codes_are_restarted_on_live_residuals():
 def test_code_stats_by_hand():
     s = code_stats(np.array([[0], [0], [1], [1]]), 4)
     assert np.isclose(s["perplexity"][0], 2.0) and s["dead_share"][0] == 0.5
+
+
+def test_prefit_lowers_the_dictionary_loss_on_fixed_embeddings_and_is_seeded():
+    def fitted(steps: int) -> tuple[InterestDictionary, float]:
+        torch.manual_seed(0)
+        d = InterestDictionary(dim=16, n_levels=2, codebook_size=8, code_dim=4)
+        d.kmeans_init(v, seed=0)
+        return d, (d.prefit(v, steps, seed=3, batch=64) if steps else d(v).loss.detach().item())
+
+    v = torch.randn(300, 16, generator=torch.Generator().manual_seed(1))
+    _, at_kmeans = fitted(0)
+    d, _ = fitted(200)
+    with torch.no_grad():
+        assert float(d(v).loss) < at_kmeans
+    again, _ = fitted(200)
+    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), again.state_dict().values()))
+    assert v.grad is None and not v.requires_grad  # the embeddings are only read
