@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import RESULTS, console
+from benchmarks.summary import MODELS, MULTI
 from features.datasets import SIMULATOR_CONFIGS, load_dataset
 from features.simulator import World, build_world
 from model import metrics as M
@@ -42,8 +43,7 @@ N = 50
 DECAYS = (1.0, 0.97, 0.95, 0.92, 0.9, 0.85, 0.8)
 ADOPTION = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 PRIOR = (0.0, 0.02, 0.05)
-MULTI = ("mind", "comirec-sa", "comirec-dr")
-BASELINES = ("mostpop", "youtubednn", "single", *MULTI)
+BASELINES = tuple(m for m in MODELS if m != "gemirec")
 
 
 def world_item_probs(data: SequenceData, world: World) -> np.ndarray:
@@ -60,9 +60,7 @@ def world_item_probs(data: SequenceData, world: World) -> np.ndarray:
 
 def counted_item_probs(data: SequenceData, n_topics: int) -> np.ndarray:
     """p(i | topic(i)) counted on training users' sequences (add-0.001 smoothed)."""
-    counts = np.full(data.n_items + 1, 1e-3)
-    for u in data.users_of(0):
-        np.add.at(counts, data.sequence(u), 1.0)
+    counts = data.item_popularity() + 1e-3
     per_topic = np.zeros(n_topics)
     np.add.at(per_topic, data.item_category[1:], counts[1:])
     out = counts / per_topic[np.maximum(data.item_category, 0)]

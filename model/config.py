@@ -92,11 +92,12 @@ class GemiRecConfig:
     # × the step after each joint epoch without validation gain (1 = constant); 0.5 lost validation R@50
     # on ml-100k and the simulator (docs/model.md)
     lr_decay: float = 1.0
-    # the generator starts from scratch at the first joint epoch while the towers arrive warmed up; its Adam
-    # step is lr × this. 3 did not shorten the simulator's training or raise its validation R@50
-    # (docs/model.md), so every preset keeps 1
+    # design choice (not from the paper): the generator starts from scratch at the first joint epoch while
+    # the towers arrive warmed up; its Adam step is lr × this. 3 did not shorten the simulator's training
+    # or raise its validation R@50 (docs/model.md), so every preset keeps 1
     generator_lr_scale: float = 1.0
-    # Adam steps that fit the dictionary alone on the warm-up embeddings right after k-means (0 = none).
+    # design choice (not from the paper): Adam steps that fit the dictionary alone on the warm-up embeddings
+    # right after k-means (0 = none; InterestDictionary.prefit).
     # 300 on the simulator: 0.18-0.24 of the items change code at the first refresh instead of 0.57-0.58,
     # a shorter run on 2 seeds of 3, but validation R@50 56.26 against 56.45: every preset keeps 0
     # (docs/model.md)

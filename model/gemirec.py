@@ -92,10 +92,10 @@ class GemiRec(Retriever):
         was = self.training
         self.eval()
         v = self.all_item_vectors()
-        before = self.item_codes[1:].clone()
+        before = self.item_codes[1:].clone() if compare else None
         self.item_codes[1:] = self.dictionary.assign(v)
         self.train(was)
-        if compare:
+        if before is not None:
             churn = (before != self.item_codes[1:]).float().mean(0)
             for c, share in enumerate(churn.tolist()):
                 self._logs[f"code_churn_l{c + 1}"] = share
