@@ -21,9 +21,9 @@ from rich.console import Console
 
 from features.datasets import load_dataset
 from model.config import Config, load_config, replace
-from model.evaluate import bootstrap_ci, build_index, evaluate
+from model.evaluation.evaluate import bootstrap_ci, build_index, evaluate
 from model.sequences import SequenceData
-from model.train import BASELINES, fit, make_model, seed_everything
+from model.training.train import BASELINES, fit, make_model, seed_everything
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / "cache"
@@ -54,7 +54,7 @@ TRAINING = {
 CACHE_VERSION = 2
 # config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
 # cached before they existed stay valid (restrict_tolerance changes only the choice made after training:
-# cached GemiRec runs were re-selected from their saved weights, `benchmarks.backfill --reselect`)
+# cached GemiRec runs were re-selected from their saved weights, `benchmarks.studies.backfill --reselect`)
 _LATER_FIELDS = {"train": {"sampling": "native"},
                  "multi": {"routing_grad": "last", "mind_head": "residual", "readout_temperature": 0.0},
                  "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096, "mix_window": 1,
@@ -115,7 +115,7 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     lo, hi = bootstrap_ci(test.per_user["recall@50"])
     diagnostics = {}
     if hasattr(model, "item_codes"):
-        from model.interest_diagnostics import next_interest_recovery
+        from model.gemirec.diagnostics import next_interest_recovery
 
         diagnostics = epoch_diagnostics(fit_result)
         diagnostics.update(next_interest_recovery(model, data, 2))

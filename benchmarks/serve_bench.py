@@ -40,7 +40,7 @@ log = logging.getLogger("serve_bench")
 
 def model_folder(dataset: str, preset: str, budget_s: float, out: Path, epochs: int | None) -> Path:
     """The benchmark model: reused when a verified folder exists, else trained within the time budget."""
-    from model.saved import ModelFolderError, verify_folder
+    from model.persistence.saved import ModelFolderError, verify_folder
 
     folder = out / "model"
     try:
@@ -51,7 +51,7 @@ def model_folder(dataset: str, preset: str, budget_s: float, out: Path, epochs: 
         pass
     from features.datasets import load_dataset
     from model.config import load_config
-    from model.pipeline import train_model
+    from model.training.pipeline import train_model
 
     overrides = ["model=gemirec", f"train.max_time_s={budget_s}", f"train.threads={os.cpu_count() or 1}"]
     if epochs:

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from benchmarks.run import RESULTS
-from model.evaluate import paired_ratio_ci
+from model.evaluation.evaluate import paired_ratio_ci
 
 DATASETS = ["ml-100k", "lastfm-s3rec", "simulator", "amazon-beauty-s3rec", "amazon-toys-s3rec",
             "amazon-video-sasrec"]
@@ -109,7 +109,7 @@ def _validation() -> list[str]:
 
 def _ceiling() -> list[str]:
     """How much room the simulator leaves: its bars against a reference that knows what it planted
-    (`python -m benchmarks.simulator_ceiling`)."""
+    (`python -m benchmarks.studies.simulator_ceiling`)."""
     path = RESULTS / "simulator-ceiling.json"
     if not path.exists():
         return []
@@ -198,7 +198,7 @@ def _paired() -> list[str]:
     if missing:
         rows += ["", "Not paired yet (baselines cached before per-user results were kept): "
                  f"{', '.join(missing)};",
-                 "`python -m benchmarks.backfill --dataset <name> --models single,comirec-sa` retrains them."]
+                 "`python -m benchmarks.studies.backfill --dataset <name> --models single,comirec-sa` retrains them."]
     return ["", "GemiRec against single-vector and ComiRec-SA, paired on the same test users: ratio of",
             "mean R@50 over the seeds both models stored per-user results for (count in brackets), with",
             "a 95 % bootstrap interval over test users. An interval that straddles a bar means the test",

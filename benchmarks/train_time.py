@@ -27,7 +27,7 @@ from benchmarks.run import DATASET_PRESETS, RESULTS
 from features.datasets import load_dataset
 from model.config import load_config, replace
 from model.sequences import SequenceData
-from model.train import fit, make_model, seed_everything
+from model.training.train import fit, make_model, seed_everything
 
 
 def time_model(name: str, base, data: SequenceData, seed: int) -> dict:

@@ -62,7 +62,7 @@ def train(
     """Train a model, evaluate it on held-out users and save a self-describing model folder."""
     from model.config import load_config
     from model.faiss_index import KINDS
-    from model.pipeline import train_model
+    from model.training.pipeline import train_model
 
     _setup_logging(verbose)
     start = time.perf_counter()
@@ -103,7 +103,7 @@ def evaluate(
 ) -> None:
     """Evaluate a saved model folder on a dataset's held-out users and print the metrics."""
     from flows.evaluation import SPLITS, evaluate_saved
-    from model.saved import ModelFolderError, load_model
+    from model.persistence.saved import ModelFolderError, load_model
 
     if split not in SPLITS:
         console.print(f"[red]error:[/] --split {split!r}: choose one of {', '.join(SPLITS)}")
@@ -138,7 +138,7 @@ def evaluate(
 @app.command()
 def explain(folder: Path) -> None:
     """Print what every interest code of a saved GemiRec model stands for."""
-    from model.explain import print_interests
+    from model.gemirec.explain import print_interests
 
     path = folder / "interests.json"
     if not path.exists():
@@ -151,7 +151,7 @@ def explain(folder: Path) -> None:
 def recommend(folder: Path, history: str = typer.Option(..., help="comma-separated item ids, oldest first"),
               n: int = typer.Option(10, min=1, max=1000)) -> None:
     """Recommend for one history with a saved model (interests shown for GemiRec)."""
-    from model.saved import ModelFolderError, load_model
+    from model.persistence.saved import ModelFolderError, load_model
 
     try:
         loaded = load_model(folder)
@@ -227,7 +227,7 @@ def serve(
     import sys
 
     from flows.stack import Stack, StackError, production, start_service
-    from model.saved import ModelFolderError, verify_folder
+    from model.persistence.saved import ModelFolderError, verify_folder
     from serving.launch import SERVICE
 
     stack = Stack(service_port=port, registry_name=registry_name)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.evaluate import evaluate
-from model.saved import LoadedModel
+from model.evaluation.evaluate import evaluate
+from model.persistence.saved import LoadedModel
 from model.sequences import SequenceData
 
 SPLITS = {"val": 1, "test": 2}

@@ -92,7 +92,7 @@ def train(training_path: str, preset: str, model: str, overrides: list[str], run
     """Train, evaluate and save the model folder; a retry resumes from `<run_dir>/checkpoint`."""
     from features.events import Interactions
     from model.config import load_config
-    from model.pipeline import train_model
+    from model.training.pipeline import train_model
 
     cfg = load_config(preset, [f"model={model}", *overrides])
     data = Interactions.load(training_path)
@@ -103,7 +103,7 @@ def train(training_path: str, preset: str, model: str, overrides: list[str], run
 @task(cache_policy=NO_CACHE)
 def evaluate(model_folder: str) -> dict:
     """Check the saved folder loads as it will be served; return its validation and test metrics."""
-    from model.saved import load_model
+    from model.persistence.saved import load_model
 
     metrics = load_model(model_folder).manifest["metrics"]
     logger = get_run_logger()
@@ -132,7 +132,7 @@ def quality_gate(val_recall: float, bentoml_home: str | None, name: str, toleran
 @io_task
 def reference(model_folder: str, training_path: str) -> str:
     from features.events import Interactions
-    from model.saved import load_model
+    from model.persistence.saved import load_model
     from monitoring.reference import validation_histories, write_reference
 
     loaded = load_model(model_folder)

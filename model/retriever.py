@@ -25,7 +25,7 @@ class Recommendations:
     queries: np.ndarray | None = None  # (U, K, d)
     interest_codes: np.ndarray | None = None  # (U, K) GemiRec only
     interest_probs: np.ndarray | None = None  # (U, K) GemiRec only
-    # GemiRec: what the merge saw, so each item can be traced to its query (model/attribution.py)
+    # GemiRec: what the merge saw, so each item can be traced to its query (model/gemirec/attribution.py)
     merge_queries: np.ndarray | None = None  # (U, K+1, d) the K interest queries, then u
     merge_weights: np.ndarray | None = None  # (U, K+1) mixture weights (1 − u_share)·p_k and u_share
     merge_lse: np.ndarray | None = None  # (U, K+1) log-partitions, mixture merge only

@@ -153,7 +153,7 @@ class SequenceData:
         design choice (not from the paper): each epoch takes one random window of maxlen+1 items per
         training user, so long histories contribute different stretches over epochs instead of
         always their last maxlen items. `order` replaces the shuffled `training_users()` with a given
-        sequence of users (a data-parallel rank's shard, model/distributed.py).
+        sequence of users (a data-parallel rank's shard, model/training/distributed.py).
         """
         users = order
         if users is None:

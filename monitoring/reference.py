@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from model.config import DataConfig
-from model.saved import LoadedModel
+from model.persistence.saved import LoadedModel
 from model.sequences import SequenceData
 
 log = logging.getLogger(__name__)

@@ -53,8 +53,8 @@ def prepare(out: str | Path, world_seed: int = 0, n_users: int = 3000, preset: s
     """Train a GemiRec model on the simulator (no shift) and write its training-time reference."""
     from features.simulator import SimulatorConfig, simulate
     from model.config import load_config
-    from model.pipeline import train_model
-    from model.saved import load_model
+    from model.persistence.saved import load_model
+    from model.training.pipeline import train_model
     from monitoring.reference import validation_histories, write_reference
 
     out = Path(out)
@@ -140,7 +140,7 @@ def log_recommendations(loaded, histories: list[list[int]], writer: LogWriter, s
 
 def write_traffic(model_folder: str | Path, logs: str | Path, cfg: ScenarioConfig) -> dict:
     """Answer the replayed requests with the saved model in process and log them as the service does."""
-    from model.saved import load_model
+    from model.persistence.saved import load_model
 
     loaded = load_model(model_folder)
     histories = replay_histories(cfg, loaded.cfg.data.history_share)

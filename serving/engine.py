@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from model.attribution import U_QUERY, attribute
+from model.gemirec.attribution import U_QUERY, attribute
 from serving.runtime import ModelHolder, ResponseLog, Snapshot
 from serving.schemas import (
     Interest,

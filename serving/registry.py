@@ -1,7 +1,7 @@
 """The model registry: saved model folders as versions in the BentoML model store, plus which is production.
 
 A registered version is the model folder copied unchanged into a BentoML model, so the service loads it with
-``model.saved.load_model(bento_model.path)`` and the folder's own checksums still hold. Labels (strings) and
+``model.persistence.saved.load_model(bento_model.path)`` and the folder's own checksums still hold. Labels (strings) and
 metadata (metrics, data hash, config, code version, gate decision) make versions comparable with
 ``bentoml models list`` / ``bentoml models get``.
 
@@ -25,7 +25,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reporting from
 import bentoml  # noqa: E402
 from bentoml._internal.models import ModelStore  # noqa: E402  (the one store class; pinned bentoml)
 
-from model.saved import verify_folder  # noqa: E402
+from model.persistence.saved import verify_folder  # noqa: E402
 
 log = logging.getLogger(__name__)
 

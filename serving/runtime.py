@@ -2,7 +2,7 @@
 is promoted) and the response log. Nothing here knows about HTTP, so all of it is testable in-process.
 
 Reload, without dropping a request: a background thread polls the registry's production pointer; a new
-version is loaded, checked (manifest checksums, `model.saved.verify_folder`) and warmed up off the request
+version is loaded, checked (manifest checksums, `model.persistence.saved.verify_folder`) and warmed up off the request
 path, then published by one reference assignment. A request reads `holder.current` once and keeps that
 snapshot to the end, so in-flight requests finish on the model they started with. A version that fails to
 load (tampered, truncated, missing) is refused: the current model stays, and the failure is in `status()`.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.saved import LoadedModel, load_model
+from model.persistence.saved import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Snapshot:
 
 
 def build_snapshot(folder: Path, version: str, index_breadth: int = 0) -> Snapshot:
-    """Load, verify and warm up a model folder (raises model.saved.ModelFolderError when it is tampered)."""
+    """Load, verify and warm up a model folder (raises model.persistence.saved.ModelFolderError when it is tampered)."""
     loaded = load_model(folder)
     if index_breadth > 0 and loaded.index is not None:
         loaded.index.set_breadth(index_breadth)  # IVF nprobe / HNSW efSearch; the exact index ignores it

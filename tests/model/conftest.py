@@ -6,7 +6,7 @@ import pytest
 
 from model.config import load_config, replace
 from model.sequences import SequenceData
-from model.train import fit, make_model, seed_everything
+from model.training.train import fit, make_model, seed_everything
 
 
 def make_events(n_users: int = 120, n_items: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

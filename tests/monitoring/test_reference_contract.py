@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from model.config import load_config
-from model.pipeline import train_model
-from model.saved import load_model
+from model.persistence.saved import load_model
+from model.training.pipeline import train_model
 from monitoring.distributions import current_tables, load_tables, lookup_for, tables_from_window
 from monitoring.drift import check_drift
 from monitoring.logs import LogWriter, read_window

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from model.config import load_config
-from model.pipeline import train_model
+from model.training.pipeline import train_model
 from tests.model.conftest import make_events
 
 

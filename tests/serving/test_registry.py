@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from model.saved import ModelFolderError, load_model, sha256_file, verify_folder
+from model.persistence.saved import ModelFolderError, load_model, sha256_file, verify_folder
 from serving import registry
 
 
