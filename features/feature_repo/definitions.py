@@ -7,7 +7,7 @@ Every view has ttl 0 (never expires): histories and catalogues stay valid howeve
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.types import Array, Int64, String, UnixTimestamp
 from feast.value_type import ValueType
 
@@ -26,6 +26,10 @@ def _source(name: str) -> FileSource:
                       timestamp_field="event_timestamp", created_timestamp_column="created")
 
 
+# Fresh events reach the online history through this push source (features/push.py) without a
+# materialization; the parquet file stays the batch source that training and materialization read.
+user_history_push = PushSource(name="user_history_push", batch_source=_source("user_history"))
+
 user_history = FeatureView(
     name="user_history",
     entities=[user],
@@ -36,7 +40,7 @@ user_history = FeatureView(
         Field(name="history_length", dtype=Int64, description="events so far, not capped"),
         Field(name="last_event_time", dtype=UnixTimestamp),
     ],
-    source=_source("user_history"),
+    source=user_history_push,
     online=True,
 )
 
