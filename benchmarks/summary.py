@@ -2,7 +2,7 @@
 issues 2 and 3, read from the per-dataset tables that `python -m benchmarks.run` writes
 (benchmarks/results/<dataset>.json).
 
-    python -m benchmarks.summary          # writes benchmarks/results/summary.md
+    python -m benchmarks.summary          # writes benchmarks/results/summary.md and README.md's results table
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from benchmarks.run import RESULTS
+from benchmarks.run import RESULTS, ROOT
 from model.evaluation.evaluate import paired_ratio_ci
 
 DATASETS = ["ml-100k", "lastfm-s3rec", "simulator", "amazon-beauty-s3rec", "amazon-toys-s3rec",
@@ -246,10 +246,40 @@ def _back_to_back() -> dict[str, str]:
     return {ds: f"{r['gemirec']['wall_s'] / r['comirec-sa']['wall_s']:.2f}" for ds, r in latest.items()}
 
 
+README = ROOT.parent / "README.md"
+README_START, README_END = "<!-- results:start (python -m benchmarks.summary) -->", "<!-- results:end -->"
+
+
+def readme_table() -> list[str]:
+    """The README's results table: test R@50 means of the single vector, the best multi-interest
+    baseline and GemiRec per dataset, with GemiRec's two ratios. Rebuilt, never typed."""
+    lines = ["| dataset | single vector | best multi-interest | GemiRec | ÷ multi-interest | ÷ single |",
+             "|---|---|---|---|---|---|"]
+    for ds in DATASETS:
+        path = RESULTS / f"{ds}.json"
+        if not path.exists():
+            continue
+        table = json.loads(path.read_text())
+        multi = [m for m in MULTI if m in table]
+        if "gemirec" not in table or "single" not in table or not multi:
+            continue
+        best = max(multi, key=lambda m: _mean(table[m]))
+        g, s, b = _mean(table["gemirec"]), _mean(table["single"]), _mean(table[best])
+        lines.append(f"| {ds} | {100 * s:.2f} | {100 * b:.2f} ({best}) | {100 * g:.2f} | {g / b:.3f} | {g / s:.3f} |")
+    return lines
+
+
+def render_readme(text: str) -> str:
+    """`text` with the block between the results markers replaced by a fresh `readme_table()`."""
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    return text[:start] + "\n" + "\n".join(readme_table()) + "\n" + text[end:]
+
+
 def main() -> None:
     out = RESULTS / "summary.md"
     out.write_text("\n".join(summary_lines()) + "\n")
     print(out.read_text())
+    README.write_text(render_readme(README.read_text()))
 
 
 if __name__ == "__main__":

@@ -20,3 +20,22 @@ def test_validation_ratios_use_each_models_validation_means(tmp_path, monkeypatc
 def test_the_ceiling_section_is_absent_until_the_reference_has_run(tmp_path, monkeypatch):
     monkeypatch.setattr(summary, "RESULTS", tmp_path)
     assert summary._ceiling() == []
+
+
+def test_the_readme_results_table_is_a_fresh_rendering():
+    """README.md's table between the markers is what `python -m benchmarks.summary` writes now."""
+    text = summary.README.read_text()
+    assert summary.README_START in text and summary.README_END in text
+    assert summary.render_readme(text) == text, "README results table is stale: run python -m benchmarks.summary"
+    assert len(summary.readme_table()) >= 3  # header, rule and at least one dataset
+
+
+def test_render_readme_replaces_only_the_block_between_the_markers():
+    text = f"before\n{summary.README_START}\n| old | table |\n{summary.README_END}\nafter\n"
+    out = summary.render_readme(text)
+    assert out.startswith(f"before\n{summary.README_START}\n") and out.endswith(f"{summary.README_END}\nafter\n")
+    assert "| old | table |" not in out
+
+
+def test_readme_is_at_most_8000_bytes():
+    assert len(summary.README.read_bytes()) <= 8000
