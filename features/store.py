@@ -10,12 +10,17 @@ otherwise: a Redis online store is shared by every process and machine that read
 SQLite is one file on one disk. The environment is read where a StoreConfig is made without those
 fields, so a serving replica picks the switch up without a code path of its own.
 
+The offline side is Feast's parquet sources; ``GEMIREC_OFFLINE_STORE`` picks who joins and materializes:
+duckdb (default; the training set streams, features/training_set.py), file (Feast's dask store, the
+slower path before it) or spark (Feast's Spark offline store and compute engine, features/spark_store.py).
+
     cfg = StoreConfig(Path("runs/feature_store/simulator"))
-    write_sources(cfg, interactions)   # per-event user histories, item catalogue
-    apply(cfg)                         # register the declarations
-    materialize(cfg)                   # offline → online, incremental; a second call changes nothing
-    rows = training_rows(cfg, interactions.events)    # point-in-time join, one row per event
-    online_history(cfg, [7, 8])        # {7: [...], 8: []} for an unknown user 8
+    write_sources_from(cfg, data_folder)  # latest user histories, item catalogue; streamed in batches
+    apply(cfg)                            # register the declarations
+    materialize(cfg)                      # offline → online, incremental; a second call changes nothing
+    build_training_set(cfg, data_folder, out)           # point-in-time join, one row per event, to parquet
+    rows = training_rows(cfg, interactions.events)      # the same join for an in-memory frame
+    online_history(cfg, [7, 8])           # {7: [...], 8: []} for an unknown user 8
 """
 
 from __future__ import annotations
@@ -35,31 +40,32 @@ import pyarrow.parquet as pq
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView
 
+from features import sources, training_set
 from features.events import IngestReport, Interactions, build_interactions, timestamps_ns
 from features.feature_repo import definitions
+from features.sources import SOURCE_SCHEMAS, TS
 
 log = logging.getLogger(__name__)
 
-TS = pa.timestamp("us", tz="UTC")
-SOURCE_SCHEMAS = {
-    "user_history": pa.schema([("user_id", pa.int64()), ("item_ids", pa.list_(pa.int64())),
-                               ("history_length", pa.int64()), ("last_event_time", TS),
-                               ("event_timestamp", TS), ("created", TS)]),
-    "item_profile": pa.schema([("item_id", pa.int64()), ("category", pa.int64()),
-                               ("attributes", pa.list_(pa.int64())), ("popularity", pa.int64()),
-                               ("event_timestamp", TS), ("created", TS)]),
-    "item_interest": pa.schema([("item_id", pa.int64()), ("interest_code", pa.list_(pa.int64())),
-                                ("model_version", pa.string()), ("event_timestamp", TS), ("created", TS)]),
-}
 TRAINING_SERVICE = "gemirec_training_v1"
 SERVING_SERVICE = "gemirec_serving_v1"
 ONLINE_STORE_ENV = "GEMIREC_ONLINE_STORE"
 REDIS_ENV = "GEMIREC_REDIS"
+OFFLINE_STORE_ENV = "GEMIREC_OFFLINE_STORE"
+# duckdb: Feast's parquet sources, materialized by Feast, training set joined by DuckDB (streams);
+# file: Feast's own file (dask) store end to end, the path before the streaming one;
+# spark: Feast's Spark offline store and compute engine (features/spark_store.py)
+OFFLINE_STORES = ("duckdb", "file", "spark")
 
 
 def default_online() -> str:
     """The online store a StoreConfig gets unless told: GEMIREC_ONLINE_STORE, else SQLite."""
     return os.environ.get(ONLINE_STORE_ENV) or "sqlite"
+
+
+def default_offline() -> str:
+    """The offline engine a StoreConfig gets unless told: GEMIREC_OFFLINE_STORE, else duckdb."""
+    return os.environ.get(OFFLINE_STORE_ENV) or "duckdb"
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,16 @@ class StoreConfig:
     redis_connection: str = field(default_factory=lambda: os.environ.get(REDIS_ENV) or "localhost:6379")
     history_items: int = 50  # items kept per user_history row; the long preset's maxlen
     project: str = "gemirec"
+    offline: str = field(default_factory=default_offline)  # one of OFFLINE_STORES
+    # latest: one user_history row per user (all the online store serves); per_event: one per event,
+    # the layout before the streaming stage, kept so that benchmarks.scale can measure both
+    history_rows: str = "latest"
+
+    def __post_init__(self) -> None:
+        if self.offline not in OFFLINE_STORES:
+            raise ValueError(f"offline store {self.offline!r}: expected one of {OFFLINE_STORES}")
+        if self.history_rows not in ("latest", "per_event"):
+            raise ValueError(f"history_rows {self.history_rows!r}: expected 'latest' or 'per_event'")
 
     @property
     def source_dir(self) -> Path:
@@ -97,6 +113,10 @@ def write_repo_config(cfg: StoreConfig) -> Path:
         "entity_key_serialization_version": 3,
         "auth": {"type": "no_auth"},
     }
+    if cfg.offline == "spark":
+        from features import spark_store
+
+        repo.update(spark_store.repo_settings(root))
     path = root / "feature_store.yaml"
     path.write_text(yaml.safe_dump(repo, sort_keys=False))
     return path
@@ -173,13 +193,31 @@ def write_sources(cfg: StoreConfig, inter: Interactions) -> dict[str, int]:
     """Rewrite the offline sources from the whole canonical log (the log is the truth, not the store)."""
     cfg.source_dir.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC)
-    tables = {"user_history": user_history_table(inter.events, cfg.history_items, created),
+    history = (sources.latest_history_table if cfg.history_rows == "latest" else user_history_table)
+    tables = {"user_history": history(inter.events, cfg.history_items, created),
               "item_profile": item_profile_table(inter, created)}
     for name, table in tables.items():
         _write_atomic(table, cfg.source(name))
+    _ensure_item_interest(cfg)
+    return {name: table.num_rows for name, table in tables.items()}
+
+
+def write_sources_from(cfg: StoreConfig, data_folder: Path) -> dict[str, int]:
+    """write_sources for a canonical log saved by Interactions.save, streamed in batches: memory is
+    bounded by a batch plus the item catalogue, whatever the log's length (latest histories only)."""
+    if cfg.history_rows != "latest":
+        return write_sources(cfg, Interactions.load(data_folder))
+    cfg.source_dir.mkdir(parents=True, exist_ok=True)
+    history_rows, profile = sources.write_streamed(Path(data_folder), cfg.source("user_history"),
+                                                   cfg.history_items, datetime.now(UTC))
+    _write_atomic(profile, cfg.source("item_profile"))
+    _ensure_item_interest(cfg)
+    return {"user_history": history_rows, "item_profile": profile.num_rows}
+
+
+def _ensure_item_interest(cfg: StoreConfig) -> None:
     if not cfg.source("item_interest").exists():  # written after training; Feast needs the file to exist
         _write_atomic(SOURCE_SCHEMAS["item_interest"].empty_table(), cfg.source("item_interest"))
-    return {name: table.num_rows for name, table in tables.items()}
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -191,16 +229,22 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 # ---------------------------------------------------------------- registry and materialization
 
 
-def declarations() -> list:
-    """Every Feast object declared in the feature repo, as `feast apply` would collect them."""
+def declarations(cfg: StoreConfig | None = None) -> list:
+    """Every Feast object declared in the feature repo, as `feast apply` would collect them; on Spark the
+    views read the same parquet files through Spark sources."""
     objects = [v for v in vars(definitions).values() if isinstance(v, Entity | FeatureView | FeatureService)]
-    sources = {fv.batch_source.name: fv.batch_source for fv in objects if isinstance(fv, FeatureView)}
+    if cfg is not None and cfg.offline == "spark":
+        from features import spark_store
+
+        objects = spark_store.with_spark_sources(objects, cfg.source_dir)
+    views = [fv for fv in objects if isinstance(fv, FeatureView)]
+    sources = {fv.batch_source.name: fv.batch_source for fv in views}
     return objects + list(sources.values())
 
 
 def apply(cfg: StoreConfig) -> list[str]:
     store = open_store(cfg)
-    objects = declarations()
+    objects = declarations(cfg)
     with _quiet():
         store.apply(objects)
     return sorted(o.name for o in objects)
@@ -239,11 +283,15 @@ def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime 
 def training_rows(cfg: StoreConfig, events: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time join of the training feature service onto every event: one row each, source order.
 
-    Feast 0.67's file (dask) offline store loses entity rows in two cases: rows sharing a join key and
-    timestamp collapse into one (feast-dev/feast#6787; derived timestamps make this common), and a row
-    whose every feature row lies in its future is dropped instead of getting nulls. So the join runs on the
-    distinct (join keys, time) pairs and is merged back onto all events here, nulls included.
+    On the default (duckdb) store the join is features/training_set.py's query over the same sources; on
+    `file` and `spark` it is Feast's get_historical_features. Feast 0.67's file (dask) offline store loses
+    entity rows in two cases: rows sharing a join key and timestamp collapse into one (feast-dev/feast#6787;
+    derived timestamps make this common), and a row whose every feature row lies in its future is dropped
+    instead of getting nulls. So Feast's join runs on the distinct (join keys, time) pairs and is merged
+    back onto all events here, nulls included.
     """
+    if cfg.offline == "duckdb":
+        return training_set.rows_frame(events, cfg.source("item_profile"), Path(cfg.store_dir) / "spill")
     store = open_store(cfg)
     service = store.get_feature_service(TRAINING_SERVICE)
     keys = sorted({key for projection in service.feature_view_projections
@@ -253,8 +301,23 @@ def training_rows(cfg: StoreConfig, events: pd.DataFrame) -> pd.DataFrame:
     with _quiet():
         joined = store.get_historical_features(entity_df=requests, features=service).to_df()
     joined["event_timestamp"] = joined["event_timestamp"].astype(events["event_timestamp"].dtype)
+    joined = joined[[*on, *training_set.SERVICE_FEATURES]]
     rows = events[["user_id", "item_id", "event_timestamp"]].merge(joined, on=on, how="left", validate="m:1")
     return rows.reset_index(drop=True)
+
+
+def build_training_set(cfg: StoreConfig, data_folder: Path, out: Path) -> dict[str, int]:
+    """The trainer's input folder (events, items, report; plus training_rows.parquet on duckdb) for the
+    canonical log in ``data_folder``. On duckdb it streams; the others hold the log in memory."""
+    out = Path(out)
+    if cfg.offline == "duckdb":
+        summary = training_set.write_training_set(Path(data_folder), cfg.source("item_profile"), out)
+        return {"rows": summary.rows, "items": summary.items}
+    logged = Interactions.load(data_folder)
+    rows = training_rows(cfg, logged.events)
+    trained = training_interactions(rows, logged.report)
+    trained.save(out)
+    return {"rows": len(rows), "items": len(trained.items)}
 
 
 def training_interactions(rows: pd.DataFrame, report: IngestReport) -> Interactions:
