@@ -269,3 +269,14 @@ def write_simulated(cfg: SimulatorConfig, folder: str | Path, chunk_users: int =
     report = _report(cfg, n_events, n_users, int(seen.sum()))
     (folder / "ingest_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     return report
+
+
+def scaled_config(n_events: int, seed: int = 0) -> SimulatorConfig:
+    """The default simulator grown to about ``n_events`` events: users grow with the log (same mean
+    history length), and so do the catalogue (one item per 50 events: 200k items at 10M events) and the
+    topics (one per 2,000 items, at least the default 24), so that a bigger log is not the same catalogue
+    read more often."""
+    base = SimulatorConfig()
+    n_items = max(base.n_items, n_events // 50)
+    return dataclasses.replace(base, n_users=max(10, round(n_events / base.mean_length)), n_items=n_items,
+                               n_topics=max(base.n_topics, n_items // 2000), seed=seed)
