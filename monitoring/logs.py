@@ -115,13 +115,24 @@ def log_files(folder: str | Path, since: datetime | None = None) -> list[Path]:
     files = sorted(Path(folder).glob("*.jsonl"))
     if since is not None:
         cutoff = since.timestamp()
-        files = [f for f in files if os.stat(f).st_mtime >= cutoff]
+        files = [f for f in files if _mtime(f) >= cutoff]
     return files
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:  # pruned by its writer since the listing: nothing to read
+        return float("-inf")
 
 
 def _lines(files: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
     for path in files:
-        with open(path, "rb") as handle:  # bytes: msgspec decodes them directly, bad UTF-8 is a bad line
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:  # each worker prunes its own old files: one may go between list and open
+            continue
+        with handle:  # bytes: msgspec decodes them directly, bad UTF-8 is a bad line
             for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):
                     break  # the service is still writing this last line: the next run reads it whole

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from model.gemirec.attribution import U_QUERY, attribute
-from serving.runtime import ModelHolder, ResponseLog, Snapshot
+from serving.response_log import ResponseLog
+from serving.runtime import ModelHolder, Snapshot
 from serving.schemas import (
     Interest,
     InterestsRequest,
@@ -56,6 +57,7 @@ class Prepared:
     n: int
     k: int | None
     started: float  # perf_counter at arrival: the logged latency is the service's own time
+    snapshot: Snapshot  # the model version read once at arrival: compute uses this same one
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Engine:
         self.holder = holder
         self.history_of = history_of  # user_id -> stored history (Feast); None: explicit histories only
         self.response_log = response_log
+        if response_log is not None:  # its health joins the model's in /health
+            holder.reporters.append(response_log.status)
 
     def snapshot(self) -> Snapshot:
         snap = self.holder.current
@@ -95,31 +99,28 @@ class Engine:
         dense = snap.encode(history) if history else np.zeros(0, dtype=np.int64)
         unknown = sorted({int(i) for i, d in zip(history, dense) if d == 0})
         if unknown and explicit and req.unknown_items == "reject":
-            raise Rejected(422, f"{len(unknown)} history item(s) unknown to model {snap.version}",
+            raise Rejected(404, f"{len(unknown)} history item(s) unknown to model {snap.version}",
                            {"unknown_items": unknown[:100],
                             "hint": 'send "unknown_items": "drop" to ignore them'})
         known = [int(i) for i, d in zip(history, dense) if d > 0][-snap.maxlen:]
-        return Prepared(uuid.uuid4().hex, req.user_id, known, unknown, getattr(req, "n", 0), req.k, started)
+        return Prepared(uuid.uuid4().hex, req.user_id, known, unknown, getattr(req, "n", 0), req.k, started,
+                        snap)
 
     # ---- batched -----------------------------------------------------------------------------------
     def compute(self, batch: Sequence[Prepared]) -> list[Computed]:
-        """One model call per distinct k for the whole batch, all on the same snapshot."""
-        snap = self.snapshot()
+        """One model call per (snapshot, k) group: each request is computed on the snapshot it was
+        prepared with, so `unknown_items` and `history_len` describe the version that answered, even
+        when a reload lands between prepare and compute (a batch then spans two versions, briefly)."""
         out: list[Computed | None] = [None] * len(batch)
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[tuple[int, int | None], list[int]] = {}
         for row, p in enumerate(batch):
-            if p.history and snap.item_matrix is not None:
-                groups.setdefault(p.k, []).append(row)
+            if p.history and p.snapshot.item_matrix is not None:
+                groups.setdefault((id(p.snapshot), p.k), []).append(row)
             else:  # no history, or a popularity model: the popular list is the answer
-                out[row] = self._popular(snap, p.n, cold=not p.history)
-        for k, rows in groups.items():
+                out[row] = self._popular(p.snapshot, p.n, cold=not p.history)
+        for (_, k), rows in groups.items():
+            snap = batch[rows[0]].snapshot
             dense = snap.histories([batch[r].history for r in rows])
-            empty = ~(dense > 0).any(1)  # items a version published since `prepare` does not know
-            for r in np.asarray(rows)[empty]:
-                out[r] = self._popular(snap, batch[r].n, cold=True)
-            rows, dense = [r for r, e in zip(rows, empty) if not e], dense[~empty]
-            if not rows:
-                continue
             n = max(batch[r].n for r in rows)
             kwargs = {"k": k} if snap.item_codes is not None else {}
             with torch.inference_mode():  # cheaper than the model's own no_grad: no version counters
@@ -150,7 +151,7 @@ class Engine:
                                      cold_start=c.cold, history_len=len(p.history), unknown_items=p.unknown,
                                      interests=interests, items=items)
         if self.response_log is not None:
-            self.response_log.write({
+            self._log({
                 "ts": datetime.now(UTC).isoformat(), "request_id": p.request_id, "user_id": p.user_id,
                 "history_len": len(p.history), "model_version": snap.version,
                 "interest_codes": [[int(x) for x in code] for code in c.codes],
@@ -159,10 +160,18 @@ class Engine:
                 "latency_ms": round(latency, 3)})
         return response
 
+    def _log(self, record: dict) -> None:
+        """ResponseLog.write counts its own I/O failures; anything else it raises is logged here, never
+        turned into a failed answer: the response is already computed."""
+        try:
+            self.response_log.write(record)
+        except Exception:  # noqa: BLE001 - a log line is never worth an answer
+            log.exception("response log write failed")
+
     # ---- the other APIs (cheap: not batched) -------------------------------------------------------
     def interests(self, req: InterestsRequest) -> InterestsResponse:
         p = self.prepare(req)
-        snap = self.snapshot()
+        snap = p.snapshot
         interests: list[Interest] = []
         cold = not p.history
         if not cold and snap.item_codes is not None:
@@ -178,7 +187,7 @@ class Engine:
         snap = self.snapshot()
         dense = int(snap.encode([req.item_id])[0])
         if dense == 0:
-            raise Rejected(422, f"item {req.item_id} is unknown to model {snap.version}")
+            raise Rejected(404, f"item {req.item_id} is unknown to model {snap.version}")
         if snap.item_matrix is None:
             raise Rejected(422, f"model {snap.version} ({snap.loaded.cfg.model}) has no item vectors")
         scores, found = snap.loaded.index.search(snap.item_matrix[dense - 1: dense], req.n + 1)

@@ -84,27 +84,41 @@ class ResponseLog:
         """Append one line; False (and counted) when it could not be written. Never raises an OSError."""
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            try:
-                if self._fd is None or self._size + len(data) > self.max_bytes:
-                    self._rotate()
-                # one unbuffered write per line: nothing half-written lingers in a buffer after a failure
-                done = os.write(self._fd, data)
-                self._size += done
-                if done != len(data):
-                    raise OSError(errno.ENOSPC, f"short write ({done} of {len(data)} bytes)")
-            except (OSError, ValueError) as e:
-                self._failed(e)
-                return False
-            self.written += 1
-            return True
+            for attempt in (1, 2):
+                fresh = self._fd is None or self._size + len(data) > self.max_bytes
+                try:
+                    if fresh:
+                        self._open(len(data))
+                    self._append(data)
+                except (OSError, ValueError) as e:
+                    self._drop()
+                    if fresh or attempt == 2:  # a fresh file failed too: the cause is not our old handle
+                        self._failed(e)
+                        return False
+                    continue  # a stale handle (closed, its file gone bad): one more try on a new file
+                self.written += 1
+                return True
+        return False
 
-    def _rotate(self) -> None:
-        """Open the next part; close the old one only once the new one is open."""
-        path = self.folder / f"{self.prefix}-{self.part + 1:05d}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._close_fd()
-        self._fd, self._size, self.part = fd, os.fstat(fd).st_size, self.part + 1
-        self._prune()
+    def _append(self, data: bytes) -> None:
+        # one unbuffered write per line: nothing half-written lingers in a buffer after a failure
+        done = os.write(self._fd, data)
+        self._size += done
+        if done != len(data):
+            raise OSError(errno.ENOSPC, f"short write ({done} of {len(data)} bytes)")
+
+    def _open(self, n_bytes: int) -> None:
+        """Open the next part when the line does not fit the current one (rotation), else reopen the
+        current part after a failure (no empty file per failed write). The old handle is closed only once
+        the new one is open."""
+        rotate = self.part == 0 or self._size + n_bytes > self.max_bytes
+        part = self.part + 1 if rotate else self.part
+        fd = os.open(self.folder / f"{self.prefix}-{part:05d}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o644)
+        self._drop()
+        self._fd, self._size, self.part = fd, os.fstat(fd).st_size, part
+        if rotate:
+            self._prune()
 
     def _prune(self) -> None:
         try:
@@ -121,8 +135,8 @@ class ResponseLog:
                 old.unlink()
 
     def _failed(self, e: Exception) -> None:
-        """Drop the handle (the next write reopens), count, report; warn at most once a minute."""
-        self._close_fd()
+        """Count and report; warn at most once a minute. The handle is already dropped: the next write
+        opens a fresh file, which is how the log recovers once the cause is gone."""
         self.errors += 1
         now = time.monotonic()
         self.last_error = {"at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -137,7 +151,7 @@ class ResponseLog:
         else:
             self._unwarned += 1
 
-    def _close_fd(self) -> None:
+    def _drop(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -148,4 +162,4 @@ class ResponseLog:
 
     def close(self) -> None:
         with self._lock:
-            self._close_fd()
+            self._drop()

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from model.persistence.saved import LoadedModel, load_model
+from serving.response_log import ResponseLog  # noqa: F401  (re-exported: its old home)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ class ServingConfig:
     batch_wait_ms: int = 5000  # a request waiting longer than this is shed with a 503 (overload only)
     torch_threads: int = 1
     index_breadth: int = 0  # IVF nprobe / HNSW efSearch of an ANN index in the folder; 0 = as saved
+    # admission (BentoML traffic settings, docs/serving.md): requests in flight per service, split evenly
+    # over the workers; one more is answered 429 at once. 0 = unbounded (every request queues)
+    max_concurrency: int = 32
+    request_timeout_s: float = 10.0  # no response started by then (a trickled body included): 504
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -61,7 +66,10 @@ class ServingConfig:
             registry_home=path("GEMIREC_REGISTRY_HOME"),
             registry_name=_env("GEMIREC_REGISTRY_NAME", "gemirec"),
             reload_s=float(_env("GEMIREC_RELOAD_S", "10")),
-            feature_store=path("GEMIREC_FEATURE_STORE"),
+            # unset: the store the served version's train run filled (its registry metadata); "off": none
+            feature_store=(path("GEMIREC_FEATURE_STORE") if _env("GEMIREC_FEATURE_STORE", "")
+                           else recorded_feature_store(path("GEMIREC_MODEL_FOLDER"), path("GEMIREC_REGISTRY_HOME"),
+                                                       _env("GEMIREC_REGISTRY_NAME", "gemirec"))),
             log_dir=path("GEMIREC_LOG_DIR", "runs/serving/logs"),
             log_file_mb=float(_env("GEMIREC_LOG_FILE_MB", "16")),
             log_files=int(_env("GEMIREC_LOG_FILES", "32")),
@@ -70,7 +78,25 @@ class ServingConfig:
             batch_wait_ms=int(_env("GEMIREC_BATCH_WAIT_MS", "5000")),
             torch_threads=int(_env("GEMIREC_TORCH_THREADS", "1")),
             index_breadth=int(_env("GEMIREC_INDEX_BREADTH", "0")),
+            max_concurrency=int(_env("GEMIREC_MAX_CONCURRENCY", "32")),
+            request_timeout_s=float(_env("GEMIREC_TIMEOUT_S", "10")),
         )
+
+
+def recorded_feature_store(model_folder: Path | None, registry_home: Path | None, name: str) -> Path | None:
+    """The Feast store recorded by the train run of the production version (metadata ``feature_store``),
+    when it is still there; None for a served folder, no production version, or an older version without it.
+    Read once at start: a later version of the same registry name comes from the same data source's store."""
+    if model_folder is not None:
+        return None
+    from serving.registry import Registry, production
+
+    version = production(Registry(registry_home, name))
+    recorded = version.metadata.get("feature_store") if version else None
+    if not recorded or not (Path(recorded).expanduser() / "feature_store.yaml").exists():
+        return None
+    log.info("feature store %s, recorded by %s", recorded, version.tag)
+    return Path(recorded).expanduser()
 
 
 # ---------------------------------------------------------------- the served model
@@ -175,6 +201,7 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._registry = None
+        self.reporters: list = []  # more status() sources, e.g. the response log's health
         if config.model_folder is None:
             from serving.registry import Registry
 
@@ -292,7 +319,7 @@ class ModelHolder:
             "reload_every_s": self.config.reload_s if self.config.model_folder is None else 0,
             "last_check": self.last_check,
             "last_error": self.last_error,
-        }
+        } | {k: v for report in self.reporters for k, v in report().items()}
 
 
 def _file_stats(folder: Path) -> dict[str, tuple[int, int]]:
@@ -315,52 +342,3 @@ def feast_history_reader(store_dir: Path):
             return online_history(cfg, [int(user_id)], store=store).get(int(user_id), [])
 
     return history_of
-
-
-# ---------------------------------------------------------------- response log
-
-
-class ResponseLog:
-    """Append-only JSON lines, one per response (the contract monitoring/logs.py reads).
-
-    Each worker process writes its own files, ``responses-<UTC start>-<pid>-<part>.jsonl``, so workers never
-    interleave inside a line, and name order is time order. A file rotates past ``file_mb``; after each
-    rotation the oldest files beyond ``max_files`` in the folder are deleted, which bounds the disk use at
-    about ``file_mb × max_files`` whatever the traffic.
-    """
-
-    def __init__(self, folder: Path, file_mb: float = 16.0, max_files: int = 32):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = int(file_mb * 2**20)
-        self.max_files = max(2, max_files)
-        self.prefix = f"responses-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
-        self.part = 0
-        self._handle = None
-        self._lock = threading.Lock()  # responses are written from several request threads
-
-    def write(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with self._lock:
-            if self._handle is None or self._handle.tell() + len(line) > self.max_bytes:
-                self._rotate()
-            self._handle.write(line)
-            self._handle.flush()  # the monitor may read any time; a line is tiny next to a response
-
-    def _rotate(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-        self.part += 1
-        self._handle = open(self.folder / f"{self.prefix}-{self.part:05d}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        files = sorted(self.folder.glob("responses-*.jsonl"))
-        for old in files[: max(0, len(files) - self.max_files)]:
-            try:
-                old.unlink()
-            except FileNotFoundError:  # another worker deleted it first
-                pass
-
-    def close(self) -> None:
-        with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None

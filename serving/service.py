@@ -38,6 +38,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from serving.bounded_metrics import install as bound_metrics_paths  # noqa: E402
 from serving.engine import Engine, Prepared, Rejected  # noqa: E402
 from serving.runtime import ModelHolder, ResponseLog, ServingConfig, feast_history_reader  # noqa: E402
 from serving.schemas import (  # noqa: E402
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 API_ROUTES = frozenset({"/recommend", "/interests", "/similar_items"})
 MAX_BODY = 1 << 20
 CONFIG = ServingConfig.from_env()
+bound_metrics_paths(API_ROUTES | {"/health"})  # /metrics: one label for every unknown path
 
 
 class Guard:
@@ -119,7 +121,9 @@ async def health(_: Request) -> JSONResponse:
 @bentoml.service(
     http={"host": "127.0.0.1", "port": 3000},  # local by default; expose it on purpose with --host
     workers=int(os.environ.get("GEMIREC_WORKERS", "1")),
-    traffic={"timeout": 30},
+    # admission (docs/serving.md): past max_concurrency requests in flight BentoML answers 429 at once; a
+    # request with no response started after timeout s (a trickled body included) gets a 504
+    traffic={"timeout": CONFIG.request_timeout_s, "max_concurrency": CONFIG.max_concurrency or None},
     # the response log already has every recommendation; a second line per request costs latency
     logging={"access": {"enabled": os.environ.get("GEMIREC_ACCESS_LOG", "0") == "1"}},
 )
