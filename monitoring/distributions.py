@@ -5,8 +5,9 @@
 - ``requests``: one row per response: ``history_len``, ``top_code`` (the most probable interest's code),
   ``prob_entropy`` (entropy of the K interest probabilities, nats).
 - ``items``: one row per returned item: ``item_id``, ``rank``, ``via_code`` (code of the interest whose query
-  retrieved it, "u" for the plain user vector), ``popularity_bucket`` and ``item_code`` (the item's own
-  dictionary code), both looked up in the model's tables.
+  retrieved it, "u" for the plain user vector; "3 · cat 4/11" when the model describes its interests, see
+  ``interest_name``), ``popularity_bucket`` and ``item_code`` (the item's own dictionary code), both looked
+  up in the model's tables.
 
 A reference is either the folder ``monitoring.reference.write_reference`` leaves in a model folder
 (``<model>/reference/``, written at training time from validation users) or a log window saved by
@@ -15,8 +16,9 @@ A reference is either the folder ``monitoring.reference.write_reference`` leaves
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -31,11 +33,33 @@ TABLES = ("interests", "requests", "items")
 USER_VECTOR = "u"  # via_code of items retrieved by the plain user vector (item_interest == -1)
 UNKNOWN = "unknown"  # an item the lookup does not know (not in the model's catalogue)
 ITEM_CODE_KEYS = "item_code_keys.parquet"
+INTERESTS_FILE = "interests.json"  # in a model folder: every code's readable label (model/gemirec/explain.py)
+LABELS_FILE = "interest_labels.json"  # the same labels, beside a log-window reference
 
 
 def code_key(codes) -> str:
     """One string per code path, the same as ``monitoring.reference.code_label``: "3" or "3-7"."""
     return "-".join(str(int(c)) for c in np.atleast_1d(codes))
+
+
+def interest_name(key: str, labels: dict[str, str]) -> str:
+    """The name an interest is shown by: "3 · cat 4/11". The code keeps names unique (two codes can share a
+    label) and comparable across model versions; the label says what the interest is about."""
+    if not labels:
+        return key
+    if key == USER_VECTOR:
+        return f"{USER_VECTOR} · user vector"
+    return f"{key} · {labels[key]}" if key in labels else key
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """code key → label, from a model's interests.json or a reference's interest_labels.json ({} if absent)."""
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    if isinstance(raw, dict):  # LABELS_FILE: already keyed
+        return {str(k): str(v) for k, v in raw.items()}
+    return {code_key(entry["code"]): str(entry["label"]) for entry in raw if entry.get("label")}
 
 
 @dataclass
@@ -62,6 +86,7 @@ class ItemLookup:
 
     popularity_bucket: pd.Series  # indexed by source item id
     item_code: pd.Series | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # interest code key → readable label
 
     @classmethod
     def from_reference(cls, folder: str | Path) -> ItemLookup | None:
@@ -79,7 +104,8 @@ class ItemLookup:
             items = pd.read_parquet(folder / "items.parquet")
             if "interest_code" in items:
                 codes = items.drop_duplicates("item_id").set_index("item_id")["interest_code"].astype(str)
-        return cls(buckets.set_index("item_id")["bucket"].astype(str), codes)
+        labels = read_labels(folder / LABELS_FILE) or read_labels(folder.parent / INTERESTS_FILE)
+        return cls(buckets.set_index("item_id")["bucket"].astype(str), codes, labels)
 
     @classmethod
     def from_model(cls, folder: str | Path) -> ItemLookup:
@@ -89,7 +115,7 @@ class ItemLookup:
         folder = Path(folder)
         buckets = popularity_buckets(pd.read_parquet(folder / "items.parquet"))
         return cls(buckets.set_index("item_id")["bucket"].astype(str),
-                   _item_codes(folder / "item_codes.parquet"))
+                   _item_codes(folder / "item_codes.parquet"), read_labels(folder / INTERESTS_FILE))
 
     def save(self, folder: str | Path) -> None:
         """Beside a log-window reference, so that the folder alone serves as a reference later."""
@@ -101,6 +127,8 @@ class ItemLookup:
             keys = pd.DataFrame({"item_id": self.item_code.index.to_numpy(dtype=np.int64),
                                  "item_code": self.item_code.to_numpy()})
             keys.to_parquet(folder / ITEM_CODE_KEYS, index=False)
+        if self.labels:
+            (folder / LABELS_FILE).write_text(json.dumps(self.labels, indent=1))
 
     def lookup(self, item_ids: np.ndarray) -> dict[str, pd.Categorical]:
         out = {"popularity_bucket": _map(self.popularity_bucket, item_ids)}
@@ -169,12 +197,14 @@ def tables_from_window(window: LogWindow, lookup: ItemLookup | None = None) -> T
     row = window.interest_offsets[item_request] + np.maximum(via, 0)
     via_code = code_idx[np.minimum(row, max(len(code_idx) - 1, 0))] if len(code_idx) else -1
     via_idx = np.where(via >= 0, via_code, len(categories))  # -1 (u) → the extra category
+    labels = lookup.labels if lookup is not None else {}
     items = pd.DataFrame({
         # int32: the items table is the big one (50 rows a response), and it is written and read once a run
         "request": item_request.astype(np.int32),
         "rank": (np.arange(len(via)) - window.item_offsets[item_request]).astype(np.int32),
         "item_id": window.items,
-        "via_code": pd.Categorical.from_codes(via_idx, categories=[*categories, USER_VECTOR])})
+        "via_code": pd.Categorical.from_codes(
+            via_idx, categories=[interest_name(c, labels) for c in [*categories, USER_VECTOR]])})
     if lookup is not None:
         for name, values in lookup.lookup(window.items).items():
             items[name] = values
@@ -222,7 +252,9 @@ def _from_training_reference(folder: Path) -> Tables:
         slot = items["interest_slot"].to_numpy(dtype=np.int64)
         key = interests.set_index(["user", "slot"])["interest_code"].astype(str)
         via = key.reindex(pd.MultiIndex.from_arrays([items["user"].to_numpy(), slot])).to_numpy()
-        out["via_code"] = pd.Categorical(np.where(slot < 0, USER_VECTOR, via))
+        labels = read_labels(folder.parent / INTERESTS_FILE)  # the model folder the reference sits in
+        out["via_code"] = pd.Categorical([interest_name(str(k), labels)
+                                          for k in np.where(slot < 0, USER_VECTOR, via)])
     if "popularity_bucket" in items:
         out["popularity_bucket"] = pd.Categorical(items["popularity_bucket"].astype(str).to_numpy())
     if "interest_code" in items:

@@ -22,7 +22,7 @@ are put side by side, each padded with missing values to the longest one (the it
 are per column and drop missing values, so rows of different tables never meet, and traffic shares
 (UniqueValueCount divides by all rows) stay exact because the items column is the unpadded one. The drift
 share and health figures ride along in one extra row read by MeanValue, so that stock ``evidently ui``
-plots them as stable series without any custom metric class.
+plots them as stable series without any custom metric class (monitoring/dashboard.py says which).
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from monitoring.dashboard import PREFIX, figures_row
 from monitoring.distributions import UNKNOWN, Tables
 
 log = logging.getLogger(__name__)
 
 DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no drift", "insufficient data"
+NOT_RECORDED = "not recorded in the reference"  # traffic of a reference without attribution
 
 
 @dataclass(frozen=True)
@@ -243,12 +245,9 @@ def _frame(tables: Tables, specs: list[ColumnSpec], cfg: DriftConfig, extra: tup
     return pd.concat(parts, axis=1)
 
 
-def _with_health(frame: pd.DataFrame, health: Health, drift_share: float) -> pd.DataFrame:
-    # one row of figures for MeanValue; each renders a plot (~0.1 s): only what the dashboard shows
-    row = pd.DataFrame({f"health_{k}": [v] for k, v in (
-        ("drift_share", drift_share), ("code_entropy", health.code_entropy),
-        ("dead_codes", float(len(health.dead_codes))), ("top_share", health.top_share))})
-    return pd.concat([frame, row], axis=1)
+def _with_figures(frame: pd.DataFrame, figures: pd.DataFrame) -> pd.DataFrame:
+    # one row of figures for MeanValue (monitoring.dashboard); each renders a plot (~0.1 s): only what it shows
+    return pd.concat([frame, figures], axis=1)
 
 
 def stattest_scores(ref: pd.DataFrame, cur: pd.DataFrame, specs: list[ColumnSpec]) -> dict[str, float]:
@@ -272,7 +271,7 @@ def evidently_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, specs: list[ColumnS
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue, UniqueValueCount, ValueDrift
 
-    health_cols = [c for c in cur.columns if c.startswith("health_")]
+    health_cols = [c for c in cur.columns if c.startswith(PREFIX)]
     definition = DataDefinition(
         categorical_columns=[s.name for s in specs if s.kind == "cat"] + list(extra),
         numerical_columns=[s.name for s in specs if s.kind == "num"] + health_cols)
@@ -332,9 +331,11 @@ def check_drift(reference: Tables, current: Tables, cfg: DriftConfig = DriftConf
         return result, None
     extra = ("via_code",) if "via_code" in current.items and current.items["via_code"].notna().any() else ()
     cur, ref = _frame(current, tested, cfg, extra), _frame(reference, tested, cfg, extra)
-    for column in extra:  # a reference without attribution still needs the column, empty, of the same dtype
+    for column in extra:
+        # A reference without attribution still needs the column. Not as missing values: UniqueValueCount
+        # lists the unique values of both sides, NaN included, so the traffic legend would show "nan".
         if column not in ref:
-            ref[column] = pd.Categorical([None] * len(ref), categories=cur[column].cat.categories)
+            ref[column] = pd.Categorical([NOT_RECORDED] * len(ref))
     scores = stattest_scores(ref, cur, tested)
     for column in result.columns:
         if column.status == "tested":
@@ -345,9 +346,13 @@ def check_drift(reference: Tables, current: Tables, cfg: DriftConfig = DriftConf
     result.n_drifted = sum(c.drifted for c in result.columns)
     result.drift_share = result.n_drifted / result.n_tested
     result.verdict = DRIFT if result.drift_share >= cfg.drift_share else NO_DRIFT
-    snapshot = evidently_snapshot(_with_health(ref, result.reference_health, 0.0),
-                                  _with_health(cur, result.health, result.drift_share), tested, extra,
-                                  timestamp, tags, metadata)
+    n_columns = len(cfg.columns)
+    snapshot = evidently_snapshot(
+        _with_figures(ref, figures_row(result.reference_health, result.reference_health, 0.0,
+                                       cfg.drift_share, result.n_tested, n_columns)),
+        _with_figures(cur, figures_row(result.health, result.reference_health, result.drift_share,
+                                       cfg.drift_share, result.n_tested, n_columns)),
+        tested, extra, timestamp, tags, metadata)
     log.info("drift check: %s (share %.2f, %d/%d columns; %d responses)", result.verdict, result.drift_share,
              result.n_drifted, result.n_tested, current.n_requests)
     return result, snapshot

@@ -2,8 +2,9 @@
 
 Monitoring compares serving logs against these tables, so they hold the same quantities a request produces:
 the generated interest codes with their probabilities, the interest codes of recommended and history items,
-history lengths and item-popularity buckets. Written as parquet under ``<model folder>/reference/`` so a
-registered version carries its own reference (the folder's manifest checksums cover only the model files).
+which interest retrieved each recommended item, history lengths and item-popularity buckets. Written as
+parquet under ``<model folder>/reference/`` so a registered version carries its own reference (the folder's
+manifest checksums cover only the model files).
 """
 
 from __future__ import annotations
@@ -54,22 +55,31 @@ def reference_tables(loaded: LoadedModel, histories: list[list[int]], item_codes
                      n: int = 50, batch: int = 512) -> dict[str, pd.DataFrame]:
     buckets = popularity_buckets(loaded.items).set_index("item_id")["bucket"]
     code_table = None if item_codes is None else _item_code_labels(item_codes)
+    from monitoring.scenario import attribution
+
+    ids = np.concatenate([[-1], loaded.item_ids])
     interest_rows, item_rows = [], []
     for start in range(0, len(histories), batch):
         chunk = histories[start:start + batch]
         rec = loaded.recommend(chunk, n)
+        # which interest retrieved each item, as the service logs it: the reference then has traffic shares
+        per_interest = None if rec.per_interest is None else ids[np.maximum(rec.per_interest, 0)]
+        via = attribution(rec.ranked, per_interest)
         for row, history in enumerate(chunk):
             user = start + row
-            recommended = [int(i) for i in rec.ranked[row] if i >= 0]
+            keep = rec.ranked[row] >= 0
+            recommended = rec.ranked[row][keep].astype(np.int64)
             item_rows.append(pd.DataFrame({"user": user, "role": "recommended",
-                                           "rank": np.arange(len(recommended)), "item_id": recommended}))
-            item_rows.append(pd.DataFrame({"user": user, "role": "history",
-                                           "rank": np.arange(len(history))[::-1], "item_id": history}))
+                                           "rank": np.arange(len(recommended)), "item_id": recommended,
+                                           "interest_slot": via[row][keep]}))
+            item_rows.append(pd.DataFrame({"user": user, "role": "history",  # slot -1: not retrieved
+                                           "rank": np.arange(len(history))[::-1], "item_id": history,
+                                           "interest_slot": -1}))
             if rec.interest_codes is not None:
                 for k, (codes, p) in enumerate(zip(rec.interest_codes[row], rec.interest_probs[row])):
                     interest_rows.append((user, k, code_label(codes), float(p)))
     items = pd.concat(item_rows, ignore_index=True) if item_rows else pd.DataFrame(
-        columns=["user", "role", "rank", "item_id"])
+        columns=["user", "role", "rank", "item_id", "interest_slot"])
     items["popularity_bucket"] = items["item_id"].map(buckets).fillna("unknown")
     if code_table is not None:
         items["interest_code"] = items["item_id"].map(code_table).fillna("unknown")

@@ -3,9 +3,9 @@
     python -m monitoring.workspace serve --workspace runs/evidently     # http://127.0.0.1:8000, Ctrl-C stops
     python -m monitoring.workspace start / stop                        # in the background, with a pid file
 
-The dashboard is declared in code (``PANELS``) and written when the project is created, so every workspace
-shows the same panels; they read values by metric type and labels from all snapshots of the project, which
-is why the drift check puts health figures into stock metrics (see monitoring/drift.py).
+The dashboard is declared in code (monitoring/dashboard.py) and written when the project is created, so every
+workspace shows the same panels; they read values by metric type and labels from all snapshots of the
+project, which is why the drift check puts its figures into stock metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from local_stack import processes
 from local_stack.processes import http_status
+from monitoring.dashboard import panels
 
 log = logging.getLogger(__name__)
 UI_MARKERS = ("evidently", " ui")  # how the UI's command line identifies it
@@ -44,39 +45,6 @@ class WorkspaceConfig:
         return self.path / "ui.pid"
 
 
-def _panels() -> list:
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel
-
-    def health(name: str, legend: str) -> PanelMetric:
-        return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": f"health_{name}"})
-
-    def drift(column: str) -> PanelMetric:
-        return PanelMetric(legend=column, metric="ValueDrift", metric_labels={"column": column})
-
-    share = health("drift_share", "drift share")
-    return [
-        counter_panel("Drift share, last run", [share], "share of tested columns that drifted", size="half"),
-        counter_panel("Dead codes, last run", [health("dead_codes", "dead codes")],
-                      "known interest codes never generated in the window", size="half"),
-        line_plot_panel("Drift share over time", [share],
-                        "verdict 'drift' at or above the configured threshold"),
-        line_plot_panel("Drift score per column",
-                        [drift(c) for c in ("interest_code", "top_code", "item_code", "popularity_bucket",
-                                            "history_len", "interest_prob")],
-                        "Jensen-Shannon distance (codes, buckets), normed Wasserstein (numbers)"),
-        line_plot_panel("Code-usage entropy", [health("code_entropy", "entropy (bits)")],
-                        "entropy of the generated-interest code histogram", size="half"),
-        line_plot_panel("Top-code concentration", [health("top_share", "top-3 share")],
-                        "share of generated interests on the 3 most used codes", size="half"),
-        bar_plot_panel("Traffic share per interest",
-                       [PanelMetric(legend="{{label}}", metric="UniqueValueCount",
-                                    metric_labels={"column": "via_code", "value_type": "share"})],
-                       "returned items by the interest code that retrieved them (u: user vector)",
-                       stacked=True),
-    ]
-
-
 def open_workspace(cfg: WorkspaceConfig = WorkspaceConfig()):
     from evidently.ui.workspace import Workspace
 
@@ -89,12 +57,27 @@ def project(cfg: WorkspaceConfig = WorkspaceConfig()):
     ws = open_workspace(cfg)
     found = [p for p in ws.search_project(cfg.project) if p.name == cfg.project]
     if found:
-        return ws, found[0]
+        proj = found[0]
+        if _layout(proj.dashboard.model().panels) != _layout(panels()):
+            # a workspace made by an older version keeps its snapshots but gets the declared panels
+            proj.dashboard.clear_dashboard()
+            _add_panels(proj)
+            log.info("dashboard of %s (%s) updated to the declared panels", cfg.project, proj.id)
+        return ws, proj
     proj = ws.create_project(cfg.project, description="GemiRec interest-code drift and interest health")
-    for panel in _panels():
-        proj.dashboard.add_panel(panel)
+    _add_panels(proj)
     log.info("created Evidently project %s (%s) in %s", cfg.project, proj.id, cfg.path)
     return ws, proj
+
+
+def _add_panels(proj) -> None:
+    for panel in panels():
+        proj.dashboard.add_panel(panel)
+
+
+def _layout(declared: list) -> list:
+    """What a panel shows, without the ids each save draws afresh."""
+    return [(p.title, p.subtitle, p.size, p.plot_params, [v.dict() for v in p.values]) for p in declared]
 
 
 def add_snapshot(snapshot, cfg: WorkspaceConfig = WorkspaceConfig(), name: str | None = None) -> str:
