@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -48,20 +47,20 @@ class Server:
 @contextlib.contextmanager
 def serve(env: dict[str, str], port: int | None = None, ready_timeout_s: float = 180.0, nice: int = 0
           ) -> Iterator[Server]:
-    """Run the service in a new process group (its workers included) until the block ends, then stop it."""
+    """Run the service in a new session until the block ends, then stop it and all its workers."""
     port = port or free_port()
     output = Path(tempfile.mkstemp(prefix="gemirec-serve-", suffix=".log")[1])
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "OMP_NUM_THREADS": "1", **env}
     with open(output, "wb") as sink:
-        process = subprocess.Popen(_command(port), cwd=ROOT, env=full_env, stdout=sink,
-                                   stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        process, record = processes.spawn(_command(port), full_env, cwd=ROOT, stdout=sink,
+                                          stderr=subprocess.STDOUT,
+                                          preexec_fn=(lambda: os.nice(nice)) if nice else None)
     server = Server(f"http://127.0.0.1:{port}", process, output)
     try:
         _wait_ready(server, ready_timeout_s)
         yield server
     finally:
-        _stop(process)
+        _stop(process, record)
 
 
 def _command(port: int) -> list[str]:
@@ -73,17 +72,11 @@ def _wait_ready(server: Server, timeout_s: float) -> None:
                          where=lambda: f":\n{server.tail()}", interval=0.25)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the group (graceful: in-flight requests finish), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+def _stop(process: subprocess.Popen, record: processes.PidRecord) -> None:
+    """SIGTERM to the arbiter and its workers (graceful: in-flight requests finish), SIGKILL to what
+    lingers. Workers live in sessions of their own, so they are found by tag, not by process group."""
+    processes.stop_record(record, timeout=20)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
 
 
@@ -112,6 +105,6 @@ def start_background(env: dict[str, str], port: int, pid_file: Path, ready_timeo
 
 
 def stop_background(pid_file: Path, timeout: float = 20.0) -> int | None:
-    """Stop the service ``start_background`` started (SIGTERM to its group, SIGKILL if it lingers);
-    return its pid, or None when it was not running."""
+    """Stop the service ``start_background`` started, its workers included (SIGTERM, SIGKILL if they
+    linger); return its pid, or None when nothing of it was running."""
     return processes.stop(pid_file, SERVICE, timeout=timeout)

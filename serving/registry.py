@@ -1,7 +1,8 @@
 """The model registry: saved model folders as versions in the BentoML model store, plus which is production.
 
-A registered version is the model folder copied unchanged into a BentoML model, so the service loads it with
-``model.persistence.saved.load_model(bento_model.path)`` and the folder's own checksums still hold. Labels (strings) and
+A registered version is the model folder copied into a BentoML model, so the service loads it with
+``model.persistence.saved.load_model(bento_model.path)``; its manifest then also checksums the monitor's
+reference tables (``integrity.seal``), and is re-signed when GEMIREC_MODEL_SIGNING_KEY is set. Labels (strings) and
 metadata (metrics, data hash, config, code version, gate decision) make versions comparable with
 ``bentoml models list`` / ``bentoml models get``.
 
@@ -25,6 +26,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reporting from
 import bentoml  # noqa: E402
 from bentoml._internal.models import ModelStore  # noqa: E402  (the one store class; pinned bentoml)
 
+from model.persistence.integrity import seal  # noqa: E402
 from model.persistence.saved import verify_folder  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,14 @@ GATE_METRIC = "recall@50"
 
 class RegistryError(RuntimeError):
     """A version is missing, or a folder cannot be registered."""
+
+
+class BadTag(RegistryError):
+    """A tag that is not a BentoML tag at all (a hand-edited production pointer, a typo)."""
+
+
+class BadPointer(RegistryError):
+    """The production pointer exists but cannot be read as ``{"tag": "<name>:<version>", ...}``."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ def register(reg: Registry, folder: str | Path, labels: dict[str, str], metadata
                 shutil.copytree(item, target)
             else:
                 shutil.copy2(item, target)
-        verify_folder(Path(bento_model.path))
+        seal(Path(bento_model.path))  # the reference tables written after saving get checksums too
         tag = str(bento_model.tag)
     log.info("registered %s from %s", tag, folder)
     return get(reg, tag)
@@ -132,10 +142,27 @@ def _version(model) -> Version:
 
 
 def get(reg: Registry, tag: str) -> Version:
+    if not isinstance(tag, str):
+        raise BadTag(f"tag {tag!r} is not a string like '{reg.name}:<version>'")
     try:
         return _version(bentoml.models.get(tag, _model_store=reg.store))
     except bentoml.exceptions.NotFound as e:
         raise RegistryError(f"no model {tag!r} in {reg.root}") from e
+    except (ValueError, bentoml.exceptions.BentoMLException) as e:  # BentoML's tag parser refused it
+        raise BadTag(f"{tag!r} is not a valid model tag ('{reg.name}:<version>'): {e}") from e
+
+
+def pointed_tag(reg: Registry) -> str | None:
+    """The tag the production pointer names; None without a pointer; BadPointer when it is unreadable."""
+    try:
+        record = json.loads(reg.pointer.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # half-written or hand-edited
+        raise BadPointer(f"unreadable production pointer {reg.pointer}: {e}") from e
+    if not isinstance(record, dict) or not isinstance(record.get("tag"), str):
+        raise BadPointer(f"production pointer {reg.pointer} has no \"tag\" string")
+    return record["tag"]
 
 
 def versions(reg: Registry) -> list[Version]:
@@ -148,11 +175,15 @@ def versions(reg: Registry) -> list[Version]:
 
 
 def production(reg: Registry) -> Version | None:
-    if not reg.pointer.exists():
+    """The production version; None without a pointer or when it names a version no longer stored.
+    BadPointer / BadTag when the pointer itself is broken: that needs a person, not a fallback."""
+    tag = pointed_tag(reg)
+    if tag is None:
         return None
-    tag = json.loads(reg.pointer.read_text())["tag"]
     try:
         return get(reg, tag)
+    except BadTag:
+        raise
     except RegistryError:
         log.warning("production pointer names %s, which is no longer in the store", tag)
         return None

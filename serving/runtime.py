@@ -214,29 +214,32 @@ class ModelHolder:
             if self.current is not None:
                 return False
             return self._load(self.config.model_folder, f"folder:{self.config.model_folder.name}", None)
+        from serving.registry import RegistryError, get, pointed_tag
+
         pointer = self._registry.pointer
         try:
             mtime = pointer.stat().st_mtime
-            tag = json.loads(pointer.read_text())["tag"]
+            tag = pointed_tag(self._registry)
         except FileNotFoundError:
+            tag = None
+        except RegistryError as e:  # BadPointer: half-written or hand-edited
+            self.last_error = {"version": None, "error": f"{type(e).__name__}: {e}", "at": self.last_check,
+                               "kept": self.current.version if self.current else None}
+            return False
+        if tag is None:
             if self.current is None:
                 self.last_error = {"version": None, "error": f"no production model: {pointer} not found",
                                    "at": self.last_check}
-            return False
-        except (OSError, ValueError, KeyError, TypeError) as e:  # half-written or hand-edited pointer
-            self.last_error = {"version": None, "error": f"unreadable {pointer}: {e}", "at": self.last_check}
             return False
         if self.current is not None and self.current.version == tag:
             self._check_store()
             return False
         if self._failed == (tag, mtime):
             return False
-        from serving.registry import RegistryError, get
-
         try:
             path = get(self._registry, tag).path
-        except RegistryError as e:
-            self._refuse(tag, mtime, str(e))
+        except RegistryError as e:  # BadTag included: a hand-edited pointer is reported, never a crash
+            self._refuse(tag, mtime, f"{type(e).__name__}: {e}")
             return False
         return self._load(path, tag, mtime)
 

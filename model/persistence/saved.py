@@ -7,11 +7,13 @@
     interests.json     GemiRec: a readable description of every interest code
     index.faiss        the exact item index the recommendations come from
     manifest.json      model, metrics, data hash, code version, and a sha256 of every file above
+                       (HMAC-signed when GEMIREC_MODEL_SIGNING_KEY is set)
+
+What a folder may hold, and how it is verified before anything is loaded: integrity.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -24,22 +26,14 @@ import torch
 
 from model.config import Config
 from model.faiss_index import ItemIndex
+from model.persistence.integrity import ModelFolderError, sha256_file, verify_folder, write_manifest
 from model.retriever import MostPopular, Recommendations
 from model.sequences import SequenceData
 
 FORMAT_VERSION = 1
 
 
-class ModelFolderError(RuntimeError):
-    """The folder is not a complete, untampered saved model."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["ModelFolderError", "LoadedModel", "load_model", "save_model", "sha256_file", "verify_folder"]
 
 
 def code_version() -> str:
@@ -96,7 +90,7 @@ def save_model(model, data: SequenceData, cfg: Config, folder: str | Path, metri
         "lineage": lineage or {},
         "files": {name: sha256_file(folder / name) for name in files},
     }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, default=float))
+    write_manifest(folder, manifest)  # signed when GEMIREC_MODEL_SIGNING_KEY is set
     return folder
 
 
@@ -136,23 +130,6 @@ class LoadedModel:
         return rec
 
 
-def verify_folder(folder: Path) -> dict:
-    path = folder / "manifest.json"
-    if not path.exists():
-        raise ModelFolderError(f"{folder}: no manifest.json, not a saved GemiRec model folder")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelFolderError(f"{path}: unreadable manifest ({e})") from e
-    for name, digest in manifest.get("files", {}).items():
-        f = folder / name
-        if not f.exists():
-            raise ModelFolderError(f"{folder}: {name} is missing")
-        if sha256_file(f) != digest:
-            raise ModelFolderError(f"{folder}: {name} does not match its checksum (tampered or truncated)")
-    return manifest
-
-
 def load_model(folder: str | Path) -> LoadedModel:
     from model.training.train import build_from_catalogue
 
@@ -171,4 +148,14 @@ def load_model(folder: str | Path) -> LoadedModel:
     state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     model.eval()
-    return LoadedModel(model, cfg, items, ItemIndex.load(folder / "index.faiss"), manifest)
+    index = ItemIndex.load(folder / "index.faiss")
+    check_index(folder, index, len(items), model.item_matrix().shape[1])
+    return LoadedModel(model, cfg, items, index, manifest)
+
+
+def check_index(folder: Path, index: ItemIndex, n_items: int, dim: int) -> None:
+    """The index must hold one vector per catalogue item, of the model's dimension: an index of another
+    catalogue would answer with ids the service cannot map (500s on every /similar_items)."""
+    if index.n_items != n_items or index.index.d != dim:
+        raise ModelFolderError(f"{folder}: index.faiss holds {index.n_items} vectors of dimension "
+                               f"{index.index.d}, the catalogue {n_items} items of dimension {dim}")
