@@ -8,7 +8,9 @@ folder, so an interrupted job reruns from its last finished epoch.
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,13 +118,14 @@ def fit(
     state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad": 0, "history": [], "elapsed": 0.0}
     best_weights = copy.deepcopy(model.state_dict())
     ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
-    if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+    saved = _read_checkpoint(ckpt, device) if ckpt is not None else None
+    if saved is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         best_weights = saved["best_weights"]
-        state = saved["state"]
-        rng = saved["rng"]
+        state = json.loads(saved["state"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(saved["rng"])
         gen.set_state(saved["gen"].cpu())
         log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
 
@@ -188,8 +191,12 @@ def fit(
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                        "best_weights": best_weights, "rng": rng, "gen": gen.get_state()}, tmp)
+            # tensors and plain types only (the loop state and the numpy generator's state as JSON), so a
+            # resume reads it with weights_only=True: runs_dir is a deployment parameter, and a pickled
+            # checkpoint in it would run any code its writer chose
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "state": json.dumps(state, default=float), "best_weights": best_weights,
+                        "rng": json.dumps(rng.bit_generator.state), "gen": gen.get_state()}, tmp)
             tmp.replace(ckpt)  # atomic: a kill mid-write leaves the previous checkpoint intact
         decision = ""
         if state["bad"] >= t.patience and state["epoch"] >= t.min_epochs and model.may_stop(epoch):
@@ -209,3 +216,16 @@ def fit(
     model.after_fit(data)
     return FitResult(state["best_epoch"], state["best"], state["epoch"], state["elapsed"], stopped,
                      state["history"])
+
+
+def _read_checkpoint(ckpt: Path, device) -> dict | None:
+    """The checkpoint's tensors and plain values (torch.load with weights_only=True: no pickled objects);
+    None when there is none, or one in an older pickled format, which is not trusted: training restarts."""
+    if not ckpt.exists():
+        return None
+    try:
+        return torch.load(ckpt, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as e:
+        log.warning("not resuming from %s: it holds more than tensors and plain values (%s)", ckpt,
+                    str(e).splitlines()[0])
+        return None
