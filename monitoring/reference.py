@@ -51,12 +51,18 @@ def popularity_buckets(items: pd.DataFrame) -> pd.DataFrame:
                          "bucket": np.asarray(BUCKET_NAMES)[bucket]})
 
 
+def attribution(ranked: np.ndarray, per_interest: np.ndarray | None) -> np.ndarray:
+    """(U, N) index k of the first interest whose own list holds each merged item, -1 if none (u)."""
+    if per_interest is None:
+        return np.full(ranked.shape, -1, dtype=np.int64)
+    match = (ranked[:, None, :, None] == per_interest[:, :, None, :]).any(-1)  # (U, K, N)
+    return np.where(match.any(1), match.argmax(1), -1)
+
+
 def reference_tables(loaded: LoadedModel, histories: list[list[int]], item_codes: pd.DataFrame | None,
                      n: int = 50, batch: int = 512) -> dict[str, pd.DataFrame]:
     buckets = popularity_buckets(loaded.items).set_index("item_id")["bucket"]
     code_table = None if item_codes is None else _item_code_labels(item_codes)
-    from monitoring.scenario import attribution
-
     ids = np.concatenate([[-1], loaded.item_ids])
     interest_rows, item_rows = [], []
     for start in range(0, len(histories), batch):

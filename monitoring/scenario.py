@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from monitoring.logs import LogWriter, response_record
+from monitoring.reference import attribution
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,6 @@ def replay_histories(cfg: ScenarioConfig, history_share: float = 0.8) -> list[li
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(histories))
     reps = -(-cfg.n_requests // len(histories))
     return [histories[i] for i in np.tile(order, reps)[:cfg.n_requests]]
-
-
-def attribution(ranked: np.ndarray, per_interest: np.ndarray | None) -> np.ndarray:
-    """(U, N) index k of the first interest whose own list holds each merged item, -1 if none (u)."""
-    if per_interest is None:
-        return np.full(ranked.shape, -1, dtype=np.int64)
-    match = (ranked[:, None, :, None] == per_interest[:, :, None, :]).any(-1)  # (U, K, N)
-    return np.where(match.any(1), match.argmax(1), -1)
 
 
 def _timestamps(cfg: ScenarioConfig) -> list[datetime]:
