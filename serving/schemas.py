@@ -6,22 +6,52 @@ a client bug should fail loudly with a 422, not be guessed at.
 
     POST /recommend  {"history": [12, 40, 7], "n": 10}        explicit history (source item ids, oldest first)
     POST /recommend  {"user_id": 7, "n": 10}                  history from the Feast online store
+    POST /events     {"events": [{"user_id": 7, "item_id": 12, "timestamp": 1767225600}]}
+
+The JSON schemas say everything the validators check, so a client generated from the OpenAPI document
+(serving/openapi.py) never sends what the service refuses: the "a user_id or a history" rule of the model
+validator below is the `anyOf` that `source_rule` adds to the request schemas.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_HISTORY = 1000  # items accepted per request; the model itself reads only its last `maxlen`
 MAX_N = 500
 MAX_K = 32
 MAX_ID = 2**53  # ids stay exact in every JSON client (doubles) and in int64
 
-Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+MAX_EVENTS = 10_000  # events per POST /events
+MAX_TIME = 2**40  # seconds since the epoch: far beyond any real event, still exact as a double
 
-RECOMMEND_EXAMPLE = {"history": [12, 40, 7], "n": 10}
+
+
+def _integral(value):
+    """2025.0 is the integer 2025 to JSON Schema (and to JavaScript clients), so it is one here too; strict
+    mode still refuses 2025.5, "2025" and true."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def Int(low: int, high: int):  # noqa: N802 - a type
+    """An integer in [low, high]. The bounds come before the validator: after it, pydantic would write them
+    into the JSON schema as "ge"/"le", which no client reads."""
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_integral)]
+
+
+Id = Int(0, MAX_ID)
+
+
+def source_rule(schema: dict, by_user: bool = True) -> dict:
+    """The JSON-schema form of `_ByUser._one_source`: a non-null user_id or a non-null history (both null,
+    or both missing, is refused). ``by_user=False`` (a service without a feature store, which cannot look a
+    user up) leaves only the history branch, so the document promises no more than the service does."""
+    history = {"required": ["history"], "properties": {"history": {"type": "array"}}}
+    user = {"required": ["user_id"], "properties": {"user_id": {"type": "integer"}}}
+    schema["anyOf"] = [user, history] if by_user else [history]
+    return schema
 
 
 class _Request(BaseModel):
@@ -29,13 +59,15 @@ class _Request(BaseModel):
 
 
 class _ByUser(_Request):
+    model_config = ConfigDict(json_schema_extra=source_rule)
+
     user_id: Id | None = Field(None, description="Read the history from the Feast online store "
                                                  "(when the service has one); logged either way.")
     history: list[Id] | None = Field(None, max_length=MAX_HISTORY,
                                      description="Source item ids, oldest first; overrides the stored one.")
     unknown_items: Literal["reject", "drop"] = Field(
         "reject", description="Item ids of an explicit history that the model does not know: 'reject' "
-                              "answers 422 naming them, 'drop' ignores them and lists them in the response.")
+                              "answers 404 naming them, 'drop' ignores them and lists them in the response.")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -45,23 +77,17 @@ class _ByUser(_Request):
 
 
 class RecommendRequest(_ByUser):
-    model_config = ConfigDict(json_schema_extra={"example": RECOMMEND_EXAMPLE})
-
-    n: int = Field(50, ge=1, le=MAX_N, description="Items to return.")
-    k: int | None = Field(None, ge=1, le=MAX_K, description="Interests to generate (default: the model's K).")
+    n: Int(1, MAX_N) = Field(50, description="Items to return.")
+    k: Int(1, MAX_K) | None = Field(None, description="Interests to generate (default: the model's K).")
 
 
 class InterestsRequest(_ByUser):
-    model_config = ConfigDict(json_schema_extra={"example": {"history": [12, 40, 7], "k": 4}})
-
-    k: int | None = Field(None, ge=1, le=MAX_K, description="Interests to generate (default: the model's K).")
+    k: Int(1, MAX_K) | None = Field(None, description="Interests to generate (default: the model's K).")
 
 
 class SimilarItemsRequest(_Request):
-    model_config = ConfigDict(json_schema_extra={"example": {"item_id": 12, "n": 10}})
-
     item_id: Id
-    n: int = Field(20, ge=1, le=MAX_N)
+    n: Int(1, MAX_N) = 20
 
 
 class Interest(BaseModel):
@@ -119,8 +145,31 @@ class SimilarItemsResponse(BaseModel):
     items: list[SimilarItem]
 
 
-class Problem(BaseModel):
-    """Body of every 4xx answer the service itself writes."""
+class Event(_Request):
+    user_id: Id
+    item_id: Id = Field(description="Source item id (any item: ones the model does not know yet are kept "
+                                    "for the next training).")
+    timestamp: Int(0, MAX_TIME) = Field(description="When it happened: seconds since the epoch, UTC.")
 
-    error: str
-    detail: dict | list | None = None
+
+class EventsRequest(_Request):
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsResponse(BaseModel):
+    received: int
+    accepted: int = Field(description="New events: in the users' online histories and the pushed-event log.")
+    duplicates: int = Field(description="Already pushed (same user, item and time): nothing written.")
+    rejected: int = Field(description="Malformed rows the store refused; none was written.")
+    late: int = Field(description="Accepted, but older than the user's online history: in the log only.")
+    users_updated: int
+    malformed_examples: list[str]
+    seconds: float
+
+
+class Problem(BaseModel):
+    """Body of every error the service writes (4xx, and 503 while it cannot answer)."""
+
+    error: str = Field(description="What was wrong, in words.")
+    detail: Any = Field(None, description="Machine-readable specifics: pydantic's errors for an invalid "
+                                          "body, the unknown ids, the reload state.")

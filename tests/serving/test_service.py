@@ -91,10 +91,10 @@ def test_cold_start_answers_the_most_popular_items(client, catalogue):
 def test_unknown_items_are_rejected_by_name_or_dropped_on_request(client, catalogue):
     history = known(catalogue, 3) + [MAX_ID]
     r = client.post("/recommend", json={"history": history})
-    assert r.status_code == 422 and r.json()["detail"]["unknown_items"] == [MAX_ID]
+    assert r.status_code == 404 and r.json()["detail"]["unknown_items"] == [MAX_ID]  # well formed, unknown
     r = client.post("/recommend", json={"history": history, "unknown_items": "drop", "n": 3})
     assert r.status_code == 200 and r.json()["unknown_items"] == [MAX_ID] and r.json()["history_len"] == 3
-    assert client.post("/similar_items", json={"item_id": MAX_ID}).status_code == 422
+    assert client.post("/similar_items", json={"item_id": MAX_ID}).status_code == 404
 
 
 @pytest.mark.parametrize("body", [
