@@ -32,10 +32,12 @@ def bento_root() -> Path | None:
 
 
 def packed_tag(root: Path) -> str | None:
-    """The model tag the bento at ``root`` was built with (its bento.yaml lists the models it holds)."""
+    """The model tag the bento at ``root`` was built with. Its bento.yaml lists the models of each service;
+    `bentoml export` carries them, and `bentoml import` puts them into the importing home's model store."""
     info = yaml.safe_load((root / "bento.yaml").read_text()) or {}
-    models = [m for m in info.get("models") or [] if isinstance(m, dict) and m.get("tag")]
-    return str(models[0]["tag"]) if models else None
+    listed = [*(info.get("models") or []), *(m for svc in info.get("services") or [] for m in svc.get("models") or [])]
+    tags = [str(m["tag"]) for m in listed if isinstance(m, dict) and m.get("tag")]
+    return tags[0] if tags else None
 
 
 def model_to_pack(registry_home: Path | None, registry_name: str) -> str | None:
