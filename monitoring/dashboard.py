@@ -9,13 +9,16 @@ them by column. Three habits of the UI's panels shape these figures (evidently/u
   "no value". Counters therefore read their own ``*_counter`` copy of a figure, raised by ``COUNTER_FLOOR``,
   which still prints as 0 at two decimals; the line plots read the exact figure.
 - a line plot of one point has a degenerate y axis whose single tick is the value rounded to an integer
-  (a top-3 share of 0.375 reads "0"). Every health plot therefore draws the figure beside a fixed yardstick
-  (the drift threshold, the reference's value), so the axis spans both from the first run on.
+  (a top-3 share of 0.375 reads "0"). Every health plot therefore draws the figure beside yardsticks (the
+  drift threshold; the reference's value and even use of every code), so the axis spans a range from the
+  first run on.
 - a legend ``{{label}}`` is filled from the series' labels: for the traffic shares that is the category
   itself, which is why ``monitoring.distributions`` names interests "code · readable label".
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -27,9 +30,10 @@ COLUMNS = ("interest_code", "top_code", "item_code", "popularity_bucket", "histo
 
 
 def figures_row(health, reference_health, drift_share: float, threshold: float, n_tested: int,
-                n_columns: int) -> pd.DataFrame:
+                n_columns: int, top_n: int) -> pd.DataFrame:
     """One row of the run's figures (``health`` and ``reference_health``: monitoring.drift.Health). The
     reference frame gets the same columns (the datasets share one definition) with its own health."""
+    n_known = max(health.codes_used + len(health.dead_codes), 2)  # dead codes are the known ones unused
     figures = {
         "drift_share": drift_share, "drift_threshold": threshold,
         "drift_share_counter": drift_share + COUNTER_FLOOR,
@@ -37,8 +41,11 @@ def figures_row(health, reference_health, drift_share: float, threshold: float, 
         "columns_untested_counter": n_columns - n_tested + COUNTER_FLOOR,
         "dead_codes_counter": len(health.dead_codes) + COUNTER_FLOOR,
         "codes_used_counter": health.codes_used + COUNTER_FLOOR,
+        # even use of every known code: the most entropy and the least concentration there can be
         "code_entropy": health.code_entropy, "reference_code_entropy": reference_health.code_entropy,
+        "even_code_entropy": math.log2(n_known),
         "top_share": health.top_share, "reference_top_share": reference_health.top_share,
+        "even_top_share": min(top_n, n_known) / n_known,
     }
     return pd.DataFrame({f"{PREFIX}{name}": [float(value)] for name, value in figures.items()})
 
@@ -52,7 +59,9 @@ def panels(threshold: float = 0.3, top_n: int = 3) -> list:
         return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": PREFIX + name})
 
     def drift(column: str) -> PanelMetric:
-        return PanelMetric(legend=column, metric="ValueDrift", metric_labels={"column": column})
+        # the series' own labels fill the legend: each column shows the threshold it is judged by
+        return PanelMetric(legend="{{column}} (drifts at {{threshold}})", metric="ValueDrift",
+                           metric_labels={"column": column})
 
     return [
         counter_panel("Drift share, last run", [
@@ -71,10 +80,12 @@ def panels(threshold: float = 0.3, top_n: int = 3) -> list:
                         "Jensen-Shannon distance (codes, buckets), normed Wasserstein (numbers); a column "
                         f"without a point had {NOT_ENOUGH} in that run"),
         line_plot_panel("Code-usage entropy", [
-            figure("code_entropy", "window"), figure("reference_code_entropy", "reference")],
+            figure("code_entropy", "window"), figure("reference_code_entropy", "reference"),
+            figure("even_code_entropy", "every code used evenly")],
             "bits, of the generated-interest codes; far below the reference: interests collapse", size="half"),
         line_plot_panel("Top-code concentration", [
-            figure("top_share", "window"), figure("reference_top_share", "reference")],
+            figure("top_share", "window"), figure("reference_top_share", "reference"),
+            figure("even_top_share", "every code used evenly")],
             f"share of generated interests on the {top_n} most used codes; rising: interests collapse",
             size="half"),
         bar_plot_panel("Traffic share per interest", [

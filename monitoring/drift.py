@@ -349,9 +349,9 @@ def check_drift(reference: Tables, current: Tables, cfg: DriftConfig = DriftConf
     n_columns = len(cfg.columns)
     snapshot = evidently_snapshot(
         _with_figures(ref, figures_row(result.reference_health, result.reference_health, 0.0,
-                                       cfg.drift_share, result.n_tested, n_columns)),
+                                       cfg.drift_share, result.n_tested, n_columns, cfg.top_n)),
         _with_figures(cur, figures_row(result.health, result.reference_health, result.drift_share,
-                                       cfg.drift_share, result.n_tested, n_columns)),
+                                       cfg.drift_share, result.n_tested, n_columns, cfg.top_n)),
         tested, extra, timestamp, tags, metadata)
     log.info("drift check: %s (share %.2f, %d/%d columns; %d responses)", result.verdict, result.drift_share,
              result.n_drifted, result.n_tested, current.n_requests)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from monitoring.logs import LogWriter, response_record
 from monitoring.reference import attribution
@@ -60,15 +61,17 @@ def prepare(out: str | Path, world_seed: int = 0, n_users: int = 3000, preset: s
 
     out = Path(out)
     folder = out / "model"
-    if (folder / "reference" / "history_length.parquet").exists():
+    items = folder / "reference" / "items.parquet"
+    if items.exists() and "interest_slot" in pq.read_schema(items).names:
         log.info("model and reference already in %s", folder)
         return folder
     inter, _ = simulate(SimulatorConfig(n_users=n_users, seed=world_seed))
     cfg = load_config(preset, ["model=gemirec"])
-    outcome = train_model(inter.events, inter.items, cfg, out, progress=False)
-    loaded = load_model(outcome.folder)
-    write_reference(loaded, validation_histories(inter.events, inter.items, cfg.data), outcome.folder)
-    return outcome.folder
+    if not (folder / "manifest.json").exists():
+        folder = train_model(inter.events, inter.items, cfg, out, progress=False).folder
+    # (re)written for a model kept from before: references now record which interest retrieved each item
+    write_reference(load_model(folder), validation_histories(inter.events, inter.items, cfg.data), folder)
+    return folder
 
 
 def replay_histories(cfg: ScenarioConfig, history_share: float = 0.8) -> list[list[int]]:

@@ -1,11 +1,12 @@
-"""Screenshot of the Evidently dashboard after a few monitor runs: docs/dashboard.png.
+"""Screenshot of the demo's Evidently dashboard after one monitor run: docs/dashboard.png.
 
-    python scripts/dashboard_screenshot.py [--out docs/dashboard.png] [--port 8765]
+    python scripts/dashboard_screenshot.py [--out docs/dashboard.png] [--port 8765] [--shift 1.5]
 
-Simulated traffic from a tiny GemiRec (monitoring.scenario; trained once into runs/dashboard_demo) in four
-hourly windows, the last two with shifted interests; the `monitor-gemirec` flow runs once per window
-(under a temporary Prefect server) and adds a snapshot each; then `evidently ui` serves the workspace on
-127.0.0.1 and headless Chromium photographs the project's dashboard. The UI is stopped however this ends.
+What a user gets from the README's monitoring commands, in a fresh workspace: a tiny GemiRec trained once on
+the simulator (monitoring.scenario prepare; kept in --work), one hour of simulated traffic (interests shifted
+by --shift; 0 for healthy traffic), one `monitor-gemirec` flow run against the model's training-time
+reference (under a temporary Prefect server), then `evidently ui` on 127.0.0.1 and headless Chromium on the
+project's dashboard. The UI is stopped however this ends.
 Needs Chromium (`apt-get install -y chromium`); exits with code 2 without it.
 """
 
@@ -29,45 +30,33 @@ os.environ.setdefault("DO_NOT_TRACK", "1")  # nor from Evidently
 log = logging.getLogger("dashboard_screenshot")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
-WINDOWS = ((0.0, 0), (0.0, 1), (1.5, 2), (1.5, 3))  # (shift, replay seed) per hourly window
 
 
 def chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-def monitor_runs(work: Path, workspace: Path) -> list[dict]:
-    """Train (once) and simulate, then one monitor-gemirec flow run per hourly window."""
+def monitor_run(work: Path, workspace: Path, shift: float, requests: int) -> dict:
+    """Train (once) and simulate an hour of traffic, then one monitor-gemirec flow run on that hour."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.monitor_flow import monitor_gemirec
-    from monitoring.distributions import lookup_for, reference_from_logs
     from monitoring.scenario import ScenarioConfig, prepare, write_traffic
 
     model = prepare(work)
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    reference = work / "reference_window"
-    if not (reference / "requests.parquet").exists():
-        write_traffic(model, work / "reference_logs", ScenarioConfig(seed=4, n_requests=2000,
-                                                                      start=start.isoformat()))
-        reference_from_logs(work / "reference_logs", reference, lookup=lookup_for(model / "reference"))
     logs = work / "dashboard_logs"
     shutil.rmtree(logs, ignore_errors=True)
-    for hour, (shift, seed) in enumerate(WINDOWS):
-        write_traffic(model, logs, ScenarioConfig(shift=shift, seed=seed, n_requests=1000, corrupt=3,
-                                                  start=(start + timedelta(hours=hour)).isoformat()))
-    runs = []
+    write_traffic(model, logs, ScenarioConfig(shift=shift, n_requests=requests, start=start.isoformat()))
     with prefect_test_harness(server_startup_timeout=300):
-        for hour in range(len(WINDOWS)):
-            until = start + timedelta(hours=hour + 1)
-            runs.append(monitor_gemirec(logs=str(logs), reference=str(reference), window_hours=1.0,
-                                        until=until.isoformat(), workspace=str(workspace), trigger=False,
-                                        runs_dir=str(work / "monitor_runs")))
-            log.info("window %d: %s", hour, runs[-1])
-    return runs
+        run = monitor_gemirec(logs=str(logs), reference=str(model / "reference"), window_hours=1.0,
+                              until=(start + timedelta(hours=1)).isoformat(), workspace=str(workspace),
+                              trigger=False, runs_dir=str(work / "monitor_runs"))
+    log.info("monitor run: %s", run)
+    return run
 
 
-def screenshot(browser: str, url: str, out: Path, size: str = "1400,2600") -> None:
+def screenshot(browser: str, url: str, out: Path, size: str = "1400,2700") -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
                         "--hide-scrollbars", "--virtual-time-budget=30000", f"--screenshot={out}", url],
@@ -79,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "dashboard.png"))
     parser.add_argument("--work", default=str(ROOT / "runs" / "dashboard_demo"))
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--shift", type=float, default=1.5, help="interest shift of the traffic (0: none)")
+    parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("evidently", "httpx"):
@@ -92,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     cfg = WorkspaceConfig(path=work / "evidently", port=args.port)
     shutil.rmtree(cfg.path, ignore_errors=True)  # exactly this script's runs on the dashboard
-    monitor_runs(work, cfg.path)
+    monitor_run(work, cfg.path, args.shift, args.requests)
     _, proj = project(cfg)
     log.info("%d snapshots in project %s", len(list_snapshots(cfg)), proj.id)
     out = Path(args.out)

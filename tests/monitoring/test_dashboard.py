@@ -6,6 +6,7 @@ displays is worked out the way its frontend does (evidently 0.7.23, assets/stati
 the series' labels.
 """
 
+import itertools
 import json
 import re
 import socket
@@ -111,10 +112,11 @@ def test_counters_read_the_figures(shown):
 
 def test_health_plots_span_more_than_one_value(shown):
     # a single-point line plot labels its one tick with the value rounded to an integer (0.375 reads "0"):
-    # each health plot carries a yardstick, so its axis spans two different values from the first run on
-    for title in ("Drift share over time", "Code-usage entropy", "Top-code concentration"):
-        values = [v for _, vs in shown["shifted"][title][1] for v in vs if v is not None]
-        assert len(values) == 2 and max(values) > min(values), (title, values)
+    # each health plot carries yardsticks, so its axis spans a range from the first run on; on both windows
+    titles = ("Drift share over time", "Code-usage entropy", "Top-code concentration")
+    for window, title in itertools.product(("no shift", "shifted"), titles):
+        values = [v for _, vs in shown[window][title][1] for v in vs if v is not None]
+        assert len(values) >= 2 and max(values) > min(values), (title, values)
 
 
 def test_traffic_legend_names_interests_by_label(shown):
@@ -122,3 +124,8 @@ def test_traffic_legend_names_interests_by_label(shown):
     readable = {interest_name(code, LABELS) for code in [*LABELS, "u"]}
     assert legends and set(legends) <= readable, legends
     assert "u · user vector" in legends and any("topics" in legend for legend in legends)
+
+
+def test_drift_scores_are_shown_with_their_thresholds(shown):
+    legends = [legend for legend, _ in shown["shifted"]["Drift score per column"][1]]
+    assert "interest_code (drifts at 0.05)" in legends and all("{{" not in legend for legend in legends)
