@@ -64,15 +64,24 @@ _LATER_FIELDS = {"train": {"sampling": "native"},
                              "dict_prefit_steps": 0}}
 
 
-def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
-    raw = cfg.to_dict()
-    raw["train"].pop("threads")  # how many cores a run used does not change what it computes
+def normalized_config(raw: dict) -> dict:
+    """A run's config as the cache compares it: threads left out, later fields dropped while at their
+    default, GemiRec's section dropped for the baselines (`raw` is `Config.to_dict()`; not modified)."""
+    raw = json.loads(json.dumps(raw))
+    # threads change only the last digits: a run pinned to a thread count is told apart by its file name
+    # (`cached_record`), so that this key, shared with the ablation and the backfill, stays stable
+    raw["train"].pop("threads", None)
     for section, fields in _LATER_FIELDS.items():
         for name, default in fields.items():
             if section in raw and raw[section].get(name) == default:
                 raw[section].pop(name)
-    if not cfg.model.startswith("gemirec"):
-        raw.pop("gemirec")  # GemiRec's settings do not touch the baselines: keep their cached runs valid
+    if not raw["model"].startswith("gemirec"):
+        raw.pop("gemirec", None)  # GemiRec's settings do not touch the baselines: keep their cached runs valid
+    return raw
+
+
+def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:
+    raw = normalized_config(cfg.to_dict())
     blob = json.dumps({"dataset": dataset, "data": fingerprint, "cfg": raw, "v": CACHE_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -99,11 +108,32 @@ def save_weights(path: Path, model, fit_result, seconds: float) -> dict:
     return meta
 
 
+def cached_record(dataset: str, label: str, cfg: Config, key: str) -> tuple[Path, dict | None]:
+    """Where a run is written, and its cached record if one may be reused.
+
+    `threads` changes results in the last digits, so a run asked for with a fixed thread count
+    (`--threads N`, N > 0) reuses only a record made with N threads (its stored config says so). `run_key`
+    leaves threads out, so that the key the ablation, the backfill and the Prefect flow compute, and every
+    record cached before, stay as they were: a run is written under that plain name when it is free, and
+    under `-tN` beside a record of another thread count. `--threads 0` (torch's default, which depends
+    on the machine) keeps the earlier lookup: the plain record, whatever thread count made it."""
+    folder, seed, threads = CACHE / dataset, cfg.train.seed, cfg.train.threads
+    plain = folder / f"{label}-s{seed}-{key}.json"
+    pinned = folder / f"{label}-s{seed}-{key}-t{threads}.json"
+    if plain.exists():
+        rec = json.loads(plain.read_text())
+        if threads == 0 or rec["config"]["train"].get("threads") == threads:
+            return plain, rec
+    elif threads == 0 or not pinned.exists():
+        return plain, None
+    return pinned, json.loads(pinned.read_text()) if pinned.exists() else None
+
+
 def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bool = False) -> dict:
     key = run_key(dataset, data.fingerprint(), cfg)
-    path = CACHE / dataset / f"{label}-s{cfg.train.seed}-{key}.json"
-    if path.exists() and not force:
-        return json.loads(path.read_text())
+    path, cached = cached_record(dataset, label, cfg, key)
+    if cached is not None and not force:
+        return cached
     seed_everything(cfg.train.seed)
     model = make_model(cfg, data)
     fit_result = fit(model, data, cfg, progress=console.is_terminal)
@@ -135,7 +165,9 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "item_codes"):  # the ablation's base model for this config: it need not retrain it
-        save_weights(weights_path(dataset, cfg.train.seed, key), model, fit_result, fit_result.seconds)
+        # a thread-pinned run keeps its own weights beside (not over) an unpinned run of the same config
+        wkey = key if path.name.endswith(f"-{key}.json") else f"{key}-t{cfg.train.threads}"
+        save_weights(weights_path(dataset, cfg.train.seed, wkey), model, fit_result, fit_result.seconds)
     path.write_text(json.dumps(record, indent=1))
     return record
 
@@ -160,7 +192,12 @@ def _training(label: str, rec: dict) -> str:
     return TRAINING.get(rec.get("model", label), "staged (warm-up, k-means, joint)")
 
 
-def write_tables(dataset: str, records: list[dict], command: str) -> Path:
+def write_tables(dataset: str, records: list[dict], command: str, cached: list[dict] | None = None) -> Path:
+    """Tables of `records` (one per label and seed); `cached` (default: `records`) is every valid cached
+    run of the dataset, from which each row's tuning options are counted (benchmarks/tuning.py)."""
+    from benchmarks import tuning
+
+    cached = records if cached is None else cached
     by_label: dict[str, list[dict]] = {}
     for r in records:
         by_label.setdefault(r["label"], []).append(r)
@@ -186,6 +223,13 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
             "test_eval_seconds": [r["test_eval_seconds"] for r in recs],
             "epochs": [r["epochs"] for r in recs],
             "test_per_user_recall@50": [r.get("test_per_user_recall@50") for r in recs],
+            # what the verdicts and the options column need (summary.py, verdicts.py)
+            "model": recs[-1]["config"]["model"],
+            "lr": tuning.effective_lr(recs[-1]["config"]), "K": tuning.grid_point(recs[-1]["config"])[1],
+            "threads": [r["config"]["train"].get("threads") for r in recs],
+            "variants": [list(v) for v in tuning.variants(recs[-1]["config"], cached)],
+            "post_training_options": tuning.post_training_options(recs[-1]["config"]),
+            "curves": [tuning.keepable_curve(r) for r in recs],
         }
     header = ["model", "training", "seeds"] + [c for _, c in COLUMNS] + ["query cos", "val R@50", "train s",
                                                                          "eval s"]
@@ -194,7 +238,8 @@ def write_tables(dataset: str, records: list[dict], command: str) -> Path:
         f"# {dataset}: test users ({n_users}), full-catalogue exact retrieval",
         "",
         f"Made by `{command}` (cached runs under `benchmarks/cache/{dataset}/`).",
-        "Metrics in % (mean ± std over seeds); history items are not filtered (ComiRec convention).",
+        "Metrics in % (mean ± sample std over seeds, ddof = 1); history items are not filtered (ComiRec",
+        "convention).",
         "Test users' metrics except `val R@50` (validation users: what early stopping and every choice",
         "between variants (labels with a suffix) look at).",
         "`train s` and `eval s` are medians over seeds on this machine (2 CPU cores).",
@@ -278,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="GemiRec merge: mixture|quota|weighted|max (kept as given: no validation choice)")
     p.add_argument("--label-suffix", default="", help="appended to model labels (ablations)")
     p.add_argument("--force", action="store_true", help="ignore cached results")
+    p.add_argument("--tables-only", action="store_true",
+                   help="train nothing: rebuild the dataset's tables from the cache")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -298,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     data = SequenceData.from_frames(inter.events, inter.items, base.data)
     console.print(f"[bold]{args.dataset}[/]: {data.n_users} users, {data.n_items} items, "
                   f"{len(data.flat)} events (loaded in {time.perf_counter() - t0:.1f}s)")
-    for model in models:
+    for model in [] if args.tables_only else models:
         for seed in range(args.first_seed, args.seeds):
             cfg = replace(base, model=model, train={"seed": seed})
             label = model + args.label_suffix
@@ -311,7 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     records = [json.loads(f.read_text()) for f in sorted((CACHE / args.dataset).glob("*.json"))]
     records = [r for r in records if r["data_fingerprint"] == data.fingerprint()
                and r.get("cache_version") == CACHE_VERSION]
-    md = write_tables(args.dataset, _latest_per_label(records), _command(args))
+    if args.tables_only and records:  # the command that made the cached runs, not the rebuild
+        args.seeds = 1 + max(r["seed"] for r in records)
+    md = write_tables(args.dataset, _latest_per_label(records), _command(args), records)
     console.print(f"table: {md}")
 
 
