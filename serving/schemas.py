@@ -25,7 +25,7 @@ MAX_K = 32
 MAX_ID = 2**53  # ids stay exact in every JSON client (doubles) and in int64
 
 MAX_EVENTS = 10_000  # events per POST /events
-MAX_TIME = 2**40  # seconds since the epoch: far beyond any real event, still exact as a double
+MAX_TIME = 2**33  # seconds since the epoch (year 2242): still a pandas nanosecond timestamp
 
 
 

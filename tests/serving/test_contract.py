@@ -124,3 +124,62 @@ def test_a_body_declared_far_too_large_is_refused_before_it_is_sent(served):
             f"Authorization: Bearer {TOKEN}\r\nContent-Length: {1 << 30}\r\nExpect: 100-continue\r\n\r\n").encode()
     answer = _raw_post(served.url, head, b"")
     assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer[:300]
+
+
+# ---------------------------------------------------------------- with a feature store: user ids and /events
+
+
+@pytest.fixture(scope="module")
+def with_store(tmp_path_factory, trained_tiny):
+    """`bentoml serve` of the tiny model with a real Feast store (SQLite online) filled from the same data."""
+    from features import store
+    from features.datasets import load_dataset
+    from serving.launch import serve
+
+    inter = load_dataset("simulator-tiny")
+    cfg = store.StoreConfig(tmp_path_factory.mktemp("events") / "store", online="sqlite")
+    store.write_sources(cfg, inter)
+    store.apply(cfg)
+    store.materialize(cfg)
+    env = {"GEMIREC_MODEL_FOLDER": str(trained_tiny), "GEMIREC_FEATURE_STORE": str(cfg.store_dir),
+           "GEMIREC_LOG_DIR": str(cfg.store_dir.parent / "logs"), "GEMIREC_API_TOKEN": ""}
+    with serve(env) as server:
+        yield server, inter
+
+
+def test_a_pushed_event_changes_that_users_next_recommendation(with_store):
+    server, inter = with_store
+    doc = httpx.get(f"{server.url}/docs.json").json()
+    assert "/events" in doc["paths"] and "422" in doc["paths"]["/events"]["post"]["responses"]
+    assert len(doc["components"]["schemas"]["RecommendRequest"]["anyOf"]) == 2  # user_id alone is valid now
+    events = inter.events
+    user = int(events["user_id"].iloc[0])
+    last = int(events.loc[events["user_id"] == user, "event_timestamp"].max().timestamp())
+    seen = set(events.loc[events["user_id"] == user, "item_id"])
+    fresh = [int(i) for i in events["item_id"].unique() if i not in seen][:3]
+    before = httpx.post(f"{server.url}/recommend", json={"user_id": user, "n": 20}, timeout=30).json()
+    assert not before["cold_start"]
+    body = {"events": [{"user_id": user, "item_id": item, "timestamp": last + 1 + k} for k, item in
+                       enumerate(fresh)]}
+    first = httpx.post(f"{server.url}/events", json=body, timeout=60)
+    assert first.status_code == 200, first.text
+    assert (first.json()["accepted"], first.json()["users_updated"], first.json()["rejected"]) == (3, 1, 0)
+    again = httpx.post(f"{server.url}/events", json=body, timeout=60).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 3)  # idempotent
+    after = httpx.post(f"{server.url}/recommend", json={"user_id": user, "n": 20}, timeout=30).json()
+    assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before["items"]]
+    for bad in ({"events": []}, {"events": [{"user_id": -1, "item_id": 1, "timestamp": 0}]},
+                {"events": [{"user_id": 1, "item_id": 1}]}, {"events": [{"user_id": 1, "item_id": 1,
+                                                                         "timestamp": "yesterday"}]}):
+        r = httpx.post(f"{server.url}/events", json=bad, timeout=30)
+        assert r.status_code == 422 and r.json()["error"], (bad, r.text)
+
+
+def test_schemathesis_all_checks_with_a_feature_store(with_store):
+    """The same contract with user ids and /events in the document (fewer examples: the second server)."""
+    server, _ = with_store
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/docs.json", "--checks", "all",
+           "--max-examples", "15", "--seed", str(SEED), "--no-color"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "No issues found" in out, out[-6000:]
