@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from benchmarks.cache_key import normalized_config  # the cache key, shared with benchmarks/tuning.py
 from features.datasets import load_dataset
 from model.config import Config, load_config, replace
 from model.evaluation.evaluate import bootstrap_ci, build_index, evaluate
@@ -52,32 +53,6 @@ TRAINING = {
 
 # Bump when training or evaluation semantics change, so stale cached runs are not mixed into tables.
 CACHE_VERSION = 2
-# config fields added after CACHE_VERSION 2: left out of the key while at their default, so that the runs
-# cached before they existed stay valid (restrict_tolerance changes only the choice made after training:
-# cached GemiRec runs were re-selected from their saved weights, `benchmarks.studies.backfill --reselect`)
-_LATER_FIELDS = {"train": {"sampling": "native"},
-                 "multi": {"routing_grad": "last", "mind_head": "residual", "readout_temperature": 0.0},
-                 "gemirec": {"partition_exact_max": 50_000, "partition_sample": 4096, "mix_window": 1,
-                             "warmup_patience": 0, "freeze_backbone": False, "history_blend": 0.0,
-                             "restrict_tolerance": 0.015, "tf_positions": 0,
-                             "lr": 0.0, "lr_decay": 1.0, "generator_lr_scale": 1.0,
-                             "dict_prefit_steps": 0}}
-
-
-def normalized_config(raw: dict) -> dict:
-    """A run's config as the cache compares it: threads left out, later fields dropped while at their
-    default, GemiRec's section dropped for the baselines (`raw` is `Config.to_dict()`; not modified)."""
-    raw = json.loads(json.dumps(raw))
-    # threads change only the last digits: a run pinned to a thread count is told apart by its file name
-    # (`cached_record`), so that this key, shared with the ablation and the backfill, stays stable
-    raw["train"].pop("threads", None)
-    for section, fields in _LATER_FIELDS.items():
-        for name, default in fields.items():
-            if section in raw and raw[section].get(name) == default:
-                raw[section].pop(name)
-    if not raw["model"].startswith("gemirec"):
-        raw.pop("gemirec", None)  # GemiRec's settings do not touch the baselines: keep their cached runs valid
-    return raw
 
 
 def run_key(dataset: str, fingerprint: str, cfg: Config) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from benchmarks.cache_key import normalized_config
+
 LR_FIELDS = (("train", "lr"), ("gemirec", "lr"))
 K_FIELD = ("multi", "n_interests")
 # fields that do not make a run another option: seed, thread count and device
@@ -33,7 +35,6 @@ def grid_point(config: dict) -> tuple[float, int]:
 def identity(config: dict) -> str:
     """A run's config with the grid's axes (lr, K) and the run fields removed: runs that share it are
     options of one tuning choice."""
-    from benchmarks.run import normalized_config  # late: run.py imports this module's users
 
     raw = normalized_config(config)
     for section, name in LR_FIELDS + (K_FIELD,) + RUN_FIELDS:
