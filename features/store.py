@@ -29,6 +29,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView
+from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
 
 from features import sources, training_set
 from features.events import IngestReport, Interactions, build_interactions, timestamps_ns
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 TRAINING_SERVICE = "gemirec_training_v1"
 SERVING_SERVICE = "gemirec_serving_v1"
+REGISTRY_RETRIES = 3  # online reads that meet a registry mid-rewrite (see online_history)
 ONLINE_STORE_ENV = "GEMIREC_ONLINE_STORE"
 REDIS_ENV = "GEMIREC_REDIS"
 OFFLINE_STORE_ENV = "GEMIREC_OFFLINE_STORE"
@@ -124,7 +127,11 @@ def write_repo_config(cfg: StoreConfig) -> Path:
 
 def open_store(cfg: StoreConfig) -> FeatureStore:
     path = write_repo_config(cfg)
-    return FeatureStore(repo_path=str(path.parent), fs_yaml_file=path)
+    store = FeatureStore(repo_path=str(path.parent), fs_yaml_file=path)
+    # a training run materializing this store marks its views MATERIALIZING in the shared registry; the online
+    # values stay valid meanwhile, so readers (the service, pushes) keep reading them instead of failing
+    store.registry.serve_features_while_materializing = True
+    return store
 
 
 @contextlib.contextmanager
@@ -339,8 +346,17 @@ def online_history(cfg: StoreConfig, user_ids: list[int], store: FeatureStore | 
     store = store or open_store(cfg)
     if not user_ids:
         return {}
-    out = store.get_online_features(features=store.get_feature_service(SERVING_SERVICE),
-                                    entity_rows=[{"user_id": int(u)} for u in user_ids]).to_dict()
+    for attempt in range(REGISTRY_RETRIES + 1):
+        try:
+            out = store.get_online_features(features=store.get_feature_service(SERVING_SERVICE),
+                                            entity_rows=[{"user_id": int(u)} for u in user_ids]).to_dict()
+            break
+        except (FeatureServiceNotFoundException, FeatureViewNotFoundException):
+            # a concurrent `apply` (a training run) rewrites the file registry in place: read it again
+            if attempt == REGISTRY_RETRIES:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+            store.refresh_registry()
     return {int(u): [int(i) for i in (items or [])] for u, items in zip(out["user_id"], out["item_ids"])}
 
 

@@ -80,3 +80,18 @@ def test_a_table_without_event_columns_is_refused_whole(filled):
     with pytest.raises(PushError, match="missing"):
         push_events(cfg, pd.DataFrame({"user_id": [1], "item_id": [2]}))
     assert len(pushed_events(cfg)) == before
+
+
+def test_histories_stay_readable_while_a_training_run_materializes(filled):
+    from feast.feature_view import FeatureViewState
+
+    cfg, _ = filled
+    before = store.online_history(cfg, [6])[6]
+    feast_store = store.open_store(cfg)
+    view = feast_store.get_feature_view("user_history")
+    view.state = FeatureViewState.MATERIALIZING  # what Feast commits while `materialize` runs
+    feast_store.registry.apply_feature_view(view, cfg.project)
+    assert store.open_store(cfg).get_feature_view("user_history").state == FeatureViewState.MATERIALIZING
+    assert before and store.online_history(cfg, [6])[6] == before
+    view.state = FeatureViewState.AVAILABLE_ONLINE
+    feast_store.registry.apply_feature_view(view, cfg.project)
