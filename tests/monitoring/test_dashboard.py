@@ -23,7 +23,7 @@ from monitoring.distributions import (
     lookup_for,
     reference_from_logs,
 )
-from monitoring.drift import check_drift
+from monitoring.drift import NOT_RECORDED, check_drift
 from monitoring.workspace import WorkspaceConfig, add_snapshot, project, start_ui, stop_ui
 from tests.monitoring.conftest import REFERENCE_BLOCKS, code_of
 
@@ -129,3 +129,14 @@ def test_traffic_legend_names_interests_by_label(shown):
 def test_drift_scores_are_shown_with_their_thresholds(shown):
     legends = [legend for legend, _ in shown["shifted"]["Drift score per column"][1]]
     assert "interest_code (drifts at 0.05)" in legends and all("{{" not in legend for legend in legends)
+
+
+def test_a_reference_without_attribution_gives_no_nan_interest(reference_dir, windows):
+    # references written before attribution was recorded have no via_code: the traffic metric still needs
+    # the column on both sides, and Evidently lists every unique value of both, missing ones as "nan"
+    reference, lookup = load_tables(reference_dir), lookup_for(reference_dir)
+    reference.items = reference.items.drop(columns=["via_code"])
+    _, snapshot = check_drift(reference, current_tables(windows[1.5][0], lookup=lookup)[0])
+    traffic = [m for m in snapshot.dict()["metrics"] if m["config"]["type"].endswith(":UniqueValueCount")]
+    labels = {str(label) for m in traffic for label in m["value"]["counts"]}
+    assert labels and "nan" not in labels and NOT_RECORDED in labels, labels
