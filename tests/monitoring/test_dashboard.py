@@ -27,6 +27,8 @@ from monitoring.drift import NOT_RECORDED, check_drift
 from monitoring.workspace import WorkspaceConfig, add_snapshot, project, start_ui, stop_ui
 from tests.monitoring.conftest import REFERENCE_BLOCKS, code_of
 
+pytestmark = pytest.mark.slow  # two `evidently ui` starts: most of this module's time
+
 LABELS = {"-".join(map(str, code_of(i))): f"topics {2 * i}/{2 * i + 1}" for i in range(12)}
 
 
