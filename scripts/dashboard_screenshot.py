@@ -1,6 +1,8 @@
 """Screenshot of the demo's Evidently dashboard after one monitor run: docs/dashboard.png.
 
     python scripts/dashboard_screenshot.py [--out docs/dashboard.png] [--port 8765] [--shift 1.5]
+    python scripts/dashboard_screenshot.py --workspace runs/evidently --url http://127.0.0.1:8000
+        # the demo's own dashboard, as its running UI shows it (nothing started, stopped or changed)
 
 What a user gets from the README's monitoring commands, in a fresh workspace: a tiny GemiRec trained once on
 the simulator (monitoring.scenario prepare; kept in --work), one hour of simulated traffic (interests shifted
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--shift", type=float, default=1.5, help="interest shift of the traffic (0: none)")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--workspace", default=None,
+                        help="photograph this existing workspace (e.g. the demo's runs/evidently) through the "
+                             "UI already serving it at --url, instead of making one")
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="with --workspace: the running UI")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("evidently", "httpx"):
@@ -80,14 +86,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from monitoring.workspace import WorkspaceConfig, list_snapshots, project, start_ui, stop_ui
 
-    work = Path(args.work)
-    cfg = WorkspaceConfig(path=work / "evidently", port=args.port)
-    shutil.rmtree(cfg.path, ignore_errors=True)  # exactly this script's runs on the dashboard
-    monitor_run(work, cfg.path, args.shift, args.requests)
+    if args.workspace:
+        cfg = WorkspaceConfig(path=Path(args.workspace), port=args.port)
+        if not list_snapshots(cfg):
+            log.error("%s holds no monitor snapshot yet: run the demo (or gemirec monitor) first", cfg.path)
+            return 2
+    else:
+        work = Path(args.work)
+        cfg = WorkspaceConfig(path=work / "evidently", port=args.port)
+        shutil.rmtree(cfg.path, ignore_errors=True)  # exactly this script's runs on the dashboard
+        monitor_run(work, cfg.path, args.shift, args.requests)
     _, proj = project(cfg)
     log.info("%d snapshots in project %s", len(list_snapshots(cfg)), proj.id)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.workspace:
+        screenshot(browser, f"{args.url.rstrip('/')}/projects/{proj.id}", out.resolve())
+        log.info("dashboard screenshot -> %s", out)
+        return 0
     try:
         url = start_ui(cfg)
         screenshot(browser, f"{url}/projects/{proj.id}", out.resolve())
