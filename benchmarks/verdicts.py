@@ -87,7 +87,7 @@ def _cell(ratio: float, lo: float, hi: float, n: int, bar: float, against: str) 
 
 
 def verdict_lines(datasets: list[str], multi: list[str], models: list[str], long: set[str]) -> list[str]:
-    rows, wins, judged = [], 0, 0
+    rows, wins, judged, moonshot = [], 0, 0, []
     b2b = back_to_back_quality()
     for ds in datasets:
         table = _table(ds)
@@ -104,7 +104,10 @@ def verdict_lines(datasets: list[str], multi: list[str], models: list[str], long
             multi_cell = _cell(*paired(table, "gemirec", best_multi), 1.10, best_multi)
         single_cell = (_cell(*paired(table, "gemirec", "single"), single_bar, f"bar {single_bar:.2f}")
                        if "single" in table else "–")
-        all_cell = _cell(*paired(table, "gemirec", best_all), 1.10, best_all)
+        all_pair = paired(table, "gemirec", best_all)
+        all_cell = _cell(*all_pair, 1.10, best_all)
+        if all_pair[0] >= 1.10 and all_pair[1] >= 1.05:  # the issue's moonshot: point ≥ 1.10, lower end ≥ 1.05
+            moonshot.append(ds)
         ttq = b2b.get(ds)
         ttq_cell = ("pending" if ttq is None else
                     f"{ttq:.2f}: **{'met' if ttq <= TTQ_BAR else 'failed'}**" if np.isfinite(ttq)
@@ -122,6 +125,9 @@ def verdict_lines(datasets: list[str], multi: list[str], models: list[str], long
            "best, ÷ ComiRec-SA's whole training time, from the latest back-to-back run (`train_time.md`).", "",
            "| dataset | ÷ best multi-interest (≥ 1.10) | ÷ single (≥ 1.00; ≥ 1.05 on long histories) "
            "| ÷ best of all (goal 1.10) | time to quality ÷ SA (≤ 1.0) |", "|---|---|---|---|---|", *rows]
+    out += ["", "Moonshot (GemiRec ≥ 1.10 × the best of all baselines with the paired interval's lower end ≥ 1.05; "
+            "the issue also asks for each model's dimension chosen on validation, not done here): "
+            + (f"reached on {', '.join(moonshot)}." if moonshot else "reached on no dataset.")]
     out += _ceiling_verdict()
     out += ["", f"Restriction tolerance / unique ratio (decision 4): GemiRec's Unique@50 beats ComiRec-SA's on "
             f"{wins} of {judged} campaign datasets; the claim holds at ≥ {UNIQUE_MIN_WINS} of 6: "
@@ -198,6 +204,11 @@ def quality_lines(datasets: list[str]) -> list[str]:
         ttq = b2b.get(ds)
         bb = "pending" if ttq is None else (f"{ttq:.2f}" if np.isfinite(ttq) else "not reached")
         rows.append(f"| {ds} | {bb} | {camp} | {total} |")
+    pending = [ds for ds in datasets if ds not in b2b]
+    if pending:
+        rows += ["", f"Back to back pending on {', '.join(pending)}: one command each, "
+                 "`nice -n 5 python -m benchmarks.train_time --dataset <name> --threads 1` (a few minutes to",
+                 "twenty on 2 shared cores; one at a time)."]
     return ["", "## Time to quality (decision 3)", "",
             "Seconds until GemiRec's validation R@50 first reaches ComiRec-SA's best validation R@50 (only",
             "epochs that could be GemiRec's kept model count; its warm-up epochs are the single-vector",

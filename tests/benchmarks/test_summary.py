@@ -129,3 +129,15 @@ def test_options_count_gemirecs_lr_runs_times_its_inference_settings(tmp_path, m
 def test_summary_std_is_the_sample_std_over_seeds():
     entry = {"test": {"recall@50": [0.10, 0.12, 0.14]}}
     assert summary._cell(entry) == f"12.00 ± {np.std([10, 12, 14], ddof=1):.2f} (3)" == "12.00 ± 2.00 (3)"
+
+
+def test_the_moonshot_needs_the_point_at_1_10_and_the_lower_end_at_1_05(tmp_path, monkeypatch):
+    base = list(np.random.default_rng(1).uniform(0.2, 0.4, 300))
+    table = {"single": _paired_entry([base, base]), "gemirec": _paired_entry([[1.12 * x for x in base]] * 2)}
+    _write(tmp_path, monkeypatch, table)
+    out = "\n".join(verdicts.verdict_lines(["ml-100k"], ["single"], ["single", "gemirec"], set()))
+    assert "reached on ml-100k." in out
+    table["gemirec"] = _paired_entry([[1.08 * x for x in base]] * 2)
+    _write(tmp_path, monkeypatch, table)
+    assert "reached on no dataset." in "\n".join(verdicts.verdict_lines(["ml-100k"], ["single"],
+                                                                         ["single", "gemirec"], set()))
