@@ -101,6 +101,8 @@ class ResponseLog:
         return False
 
     def _append(self, data: bytes) -> None:
+        if os.fstat(self._fd).st_nlink == 0:  # our file was deleted (or its folder replaced): writes to it
+            raise OSError(errno.ENOENT, "the open log file was deleted")  # would vanish unseen
         # one unbuffered write per line: nothing half-written lingers in a buffer after a failure
         done = os.write(self._fd, data)
         self._size += done

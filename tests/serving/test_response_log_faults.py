@@ -77,6 +77,21 @@ def test_a_folder_that_turns_unwritable_during_rotation_is_counted_then_recovere
     assert request_ids(folder)[-10:] == [f"r{i}" for i in range(20, 30)]
 
 
+def test_a_log_folder_removed_under_an_open_file_is_noticed_and_recreated_lines_land(tmp_path):
+    """Writes to a deleted file succeed and vanish: the writer checks its file still exists."""
+    folder = tmp_path / "logs"
+    log = ResponseLog(folder, file_mb=1)
+    assert log.write(record(0))
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    assert not log.write(record(1)) and log.status()["log_errors"] == 1
+    folder.unlink()
+    folder.mkdir()
+    assert log.write(record(2))
+    log.close()
+    assert request_ids(folder) == ["r2"]
+
+
 def test_a_failed_open_during_rotation_does_not_leave_a_closed_handle(tmp_path, monkeypatch):
     log = ResponseLog(tmp_path, file_mb=0.0005)
     real_open = response_log.os.open
