@@ -80,8 +80,9 @@ def benchmark_run(dataset: str, model: str, seed: int, preset: str, overrides: l
     cfg = replace(load_config(preset, overrides), model=model, train={"seed": seed})
     label = model + label_suffix
     with _pointed_at(cache_dir, None) as run:
-        path = run.CACHE / dataset / f"{label}-s{seed}-{run.run_key(dataset, data.fingerprint(), cfg)}.json"
-        cached = path.exists() and not force  # run_one's own file name: it returns this file untouched
+        # run_one's own lookup: a record made with another fixed thread count is retrained, not reused
+        path, found = run.cached_record(dataset, label, cfg, run.run_key(dataset, data.fingerprint(), cfg))
+        cached = found is not None and not force
         record = run.run_one(dataset, data, cfg, label, force)
     get_run_logger().info("%s seed %d: test R@50 %.4f (%s)", label, seed, record["test"]["recall@50"],
                           "cached" if cached else f"trained in {record['train_seconds']:.0f}s")
