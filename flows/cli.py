@@ -11,6 +11,8 @@
     gemirec up                       # local Prefect server + the train-/monitor-gemirec deployments
     gemirec serve                    # bentoml serve of the production model
     gemirec monitor                  # one monitor-gemirec run on the service's response logs
+    gemirec events push new.csv      # fresh events into the online store and the training log
+    gemirec loop                     # drift -> retrain -> gate -> reload, narrated (flows/loop.py)
 """
 
 from __future__ import annotations
@@ -311,6 +313,15 @@ def demo(
         console.print(f"[red]error:[/] {e}\n(what started is still running: `gemirec down` stops it)")
         raise typer.Exit(1) from e
 
+
+def _product_loop_commands() -> None:
+    from flows.cli_loop import events_app, loop
+
+    app.add_typer(events_app, name="events")
+    app.command()(loop)
+
+
+_product_loop_commands()
 
 if __name__ == "__main__":
     app()

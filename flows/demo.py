@@ -2,7 +2,8 @@
 
     Prefect server + deployments (`gemirec up`) → a `train-gemirec` deployment run on the embedded simulator
     with a training budget, its log followed here → the gated, registered model → `bentoml serve` of the
-    production model → a sample /recommend → simulated traffic from fresh users → a `monitor-gemirec`
+    production model → a sample /recommend for a fresh history, then one for a user by id (history from the
+    Feast store the version's train run filled) → simulated traffic from fresh users → a `monitor-gemirec`
     deployment run → the Evidently UI
 
 Everything binds 127.0.0.1 and keeps running afterwards (flows/stack.py); `gemirec down` stops it all. A
@@ -71,6 +72,7 @@ class Demo:
             url = stack.start_service(st, serving=version.tag)
             traffic_start = time.monotonic()
             self.sample_request(url)
+            self.user_request(url)
             self.traffic(url)
             # the window holds this demo's requests only: an earlier demo's were answered by another model;
             # no retraining trigger, so the demo ends with the stack idle
@@ -91,12 +93,12 @@ class Demo:
 
     # ---------------------------------------------------------------- steps
 
-    def deployment_run(self, name: str, parameters: dict):
+    def deployment_run(self, name: str, parameters: dict, tags: tuple[str, ...] = ("demo",)):
         """Start a deployment run (as `prefect deployment run` does), follow its state and log here."""
         from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment
 
-        run = run_deployment(name, parameters=parameters, timeout=0, tags=["demo"])
+        run = run_deployment(name, parameters=parameters, timeout=0, tags=list(tags))
         self.say(f"[bold]{name}[/]: run {run.name}, {self.cfg.stack.prefect_ui}/runs/flow-run/{run.id}")
         with get_client(sync_client=True) as client:
             state = self.follow(client, run.id)
@@ -173,6 +175,17 @@ class Demo:
             table.add_row(str(rank), str(item["item_id"]), f"{item['score']:.4f}",
                           f"{via['index']}: {via['label']}" if via["index"] >= 0 else via["label"])
         self.console.print(table)
+
+    def user_request(self, url: str, user_id: int = 5) -> None:
+        """A training user by id: the service reads the history from the Feast store its version recorded."""
+        body = {"user_id": user_id, "n": 10}
+        self.say(f"POST {url}/recommend {json.dumps(body)}")
+        response = httpx.post(f"{url}/recommend", json=body, timeout=30)
+        if response.status_code != 200:
+            raise DemoError(f"/recommend by user id answered {response.status_code}: {response.text[:300]}")
+        answer = response.json()
+        self.console.print(" " * 9 + f"cold_start {answer['cold_start']}, history of {answer['history_len']} items "
+                           f"from the feature store, top items {[i['item_id'] for i in answer['items']]}")
 
     def traffic(self, url: str) -> None:
         """Fresh simulator users (the drift scenario's, unshifted) as requests; the service logs each."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime, task
@@ -42,12 +43,21 @@ io_task = task(retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, c
 
 
 @io_task
-def ingest(dataset: str, events: str | None, data_dir: str | None, out: str) -> dict:
-    """Read and validate the log; save it canonically. Malformed rows are counted, never fatal."""
+def ingest(dataset: str, events: str | None, data_dir: str | None, out: str, store_dir: str | None = None
+           ) -> dict:
+    """Read and validate the log, plus the events pushed into ``store_dir`` since (features/push.py); save
+    it canonically. Malformed rows are counted, never fatal."""
     from features.datasets import load_dataset, load_path
+    from features.push import with_pushed
+    from features.store import StoreConfig
 
     logger = get_run_logger()
     inter = load_path(events) if events else load_dataset(dataset, data_dir)
+    n_pushed = 0
+    if store_dir:
+        inter, n_pushed = with_pushed(inter, StoreConfig(Path(store_dir)))
+    if n_pushed:
+        logger.info("%d pushed events added from %s", n_pushed, store_dir)
     r = inter.report
     if r.n_users < MIN_USERS:
         raise ValueError(f"{r.source}: {r.n_users} users after validation; need at least {MIN_USERS}")
@@ -57,7 +67,7 @@ def ingest(dataset: str, events: str | None, data_dir: str | None, out: str) -> 
         "".join(f"\n  {e}" for e in r.malformed_examples))
     return {"path": out, "source": r.source, "n_valid": r.n_valid, "n_malformed": r.n_malformed,
             "malformed_examples": list(r.malformed_examples), "n_users": r.n_users, "n_items": r.n_items,
-            "data_hash": inter.data_hash()}
+            "n_pushed": n_pushed, "data_hash": inter.data_hash()}
 
 
 @io_task
@@ -119,12 +129,22 @@ def _registry(bentoml_home: str | None, name: str):
     return registry.Registry(Path(bentoml_home) if bentoml_home else None, name)
 
 
+def hold_unfinished(decision, stage_reached: str | None):
+    """A GemiRec that never left its warm-up is held whatever its recall: one code for every item, no
+    interests (a warm-up-only model scores like the single-vector backbone, so recall alone could pass it)."""
+    if stage_reached != "warmup":
+        return decision
+    return replace(decision, promote=False, reason="held: the model stopped in its warm-up stage (its "
+                   f"dictionary never trained; raise train.max_epochs); {decision.reason}")
+
+
 @task(cache_policy=NO_CACHE)
-def quality_gate(val_recall: float, bentoml_home: str | None, name: str, tolerance: float) -> dict:
+def quality_gate(val_recall: float, bentoml_home: str | None, name: str, tolerance: float,
+                 stage_reached: str | None = None) -> dict:
     from serving import registry
 
     reg = _registry(bentoml_home, name)
-    decision = registry.gate(val_recall, registry.production(reg), tolerance)
+    decision = hold_unfinished(registry.gate(val_recall, registry.production(reg), tolerance), stage_reached)
     get_run_logger().info("quality gate: %s (%s)", "promote" if decision.promote else "hold", decision.reason)
     return vars(decision)
 
@@ -201,12 +221,17 @@ def train_gemirec(
     online: str = "",
     bentoml_home: str | None = None,
     registry_name: str | None = None,
+    include_pushed: bool = True,
 ) -> dict:
     """Train a model on a named dataset (or your own events file), gate it against production on validation
     Recall@50 (promote iff it is at least production − tolerance) and register it either way.
 
     Versions are registered as BentoML model `gemirec-<source>` (e.g. gemirec-simulator) unless
-    `registry_name` says otherwise: the gate only compares models validated on the same users."""
+    `registry_name` says otherwise: the gate only compares models validated on the same users.
+
+    Events pushed into the source's feature store (`gemirec events push`) join the log unless
+    `include_pushed` is off. The version records that store (metadata `feature_store`, `online_store`), so the
+    service answers `{"user_id": ...}` from it without GEMIREC_FEATURE_STORE."""
     from features.store import default_online
     from model.config import load_config
 
@@ -218,10 +243,10 @@ def train_gemirec(
     cfg = load_config(preset, [f"model={model}", *overrides])  # a bad preset or override fails here, first
     run_dir = Path(runs_dir) / f"{runtime.flow_run.name or 'local'}-{str(runtime.flow_run.id)[:8]}"
     slug = source_slug(dataset, events)
-    store_dir = str(Path(stores_dir) / slug)
+    store_dir = str((Path(stores_dir) / slug).resolve())  # absolute: the service opens it from its own cwd
     registry_name = registry_name or f"gemirec-{slug}"
 
-    ingested = ingest(dataset, events, data_dir, str(run_dir / "data"))
+    ingested = ingest(dataset, events, data_dir, str(run_dir / "data"), store_dir if include_pushed else None)
     feature_store(ingested["path"], store_dir, online)
     training_path = training_set(ingested["path"], store_dir, online, str(run_dir / "training_set"))
     lineage = {"source": ingested["source"], "data_hash": ingested["data_hash"], "preset": preset,
@@ -229,12 +254,15 @@ def train_gemirec(
                "flow_run": str(runtime.flow_run.id)}
     folder = train(training_path, preset, model, overrides, str(run_dir), lineage)
     metrics = evaluate(folder)
-    decision = quality_gate(metrics["val"]["recall@50"], bentoml_home, registry_name, tolerance)
+    decision = quality_gate(metrics["val"]["recall@50"], bentoml_home, registry_name, tolerance,
+                            metrics.get("stage_reached"))
     reference(folder, training_path)  # before registering, so the version carries its reference
     labels = {"model": cfg.model, "preset": preset, "source": slug,
-              "data_hash": ingested["data_hash"][:12], "gate": "promoted" if decision["promote"] else "held"}
+              "data_hash": ingested["data_hash"][:12], "gate": "promoted" if decision["promote"] else "held",
+              "online_store": online}
     metadata = {"data_hash": ingested["data_hash"], "config": cfg.to_dict(), "gate": decision,
-                "n_malformed": ingested["n_malformed"], "reference": "reference/", **lineage}
+                "n_malformed": ingested["n_malformed"], "n_pushed": ingested["n_pushed"], "online_store": online,
+                "reference": "reference/", **lineage}
     registered = register(folder, bentoml_home, registry_name, labels, metadata, decision["promote"],
                           decision["reason"])
     if decision["promote"]:

@@ -180,6 +180,12 @@ class GemiRec(Retriever):
                            multi={"n_interests": option["n_interests"]})
         self.K = option["n_interests"]
 
+    @property
+    def stage_reached(self) -> str:
+        """"joint" once the dictionary and the generator have trained; "warmup" for a run that stopped before
+        (max_epochs or the time budget within the warm-up): such a model has one code for every item."""
+        return "joint" if int(self.joint_from) >= 0 else "warmup"
+
     def may_stop(self, epoch: int) -> bool:
         return 0 <= int(self.joint_from) <= epoch
 

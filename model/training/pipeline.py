@@ -52,6 +52,12 @@ def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, o
     result = fit(model, data, cfg, checkpoint_dir=ckpt, progress=progress, parallel=parallel)
     if parallel is not None and not parallel.is_main:
         return None
+    stage = getattr(model, "stage_reached", None)  # GemiRec only: did it leave its warm-up?
+    if stage == "warmup":
+        log.warning("%s stopped in its warm-up after %d epochs (warm-up takes %d to %d): the interest dictionary "
+                    "never trained, so every item has the same code; raise train.max_epochs or lower "
+                    "gemirec.warmup_epochs", cfg.model, result.epochs_run, cfg.gemirec.min_warmup_epochs,
+                    cfg.gemirec.warmup_epochs)
     index = build_index(model)
     metrics = {
         "val": evaluate(model, data, 1, index=index).metrics,
@@ -59,6 +65,7 @@ def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, o
         "best_epoch": result.best_epoch,
         "epochs": result.epochs_run,
         "train_seconds": result.seconds,
+        **({"stage_reached": stage} if stage else {}),
     }
     folder = save_model(model, data, cfg, out / "model", metrics=metrics, lineage=lineage,
                         index_kind=index_kind)

@@ -95,3 +95,27 @@ def test_histories_stay_readable_while_a_training_run_materializes(filled):
     assert before and store.online_history(cfg, [6])[6] == before
     view.state = FeatureViewState.AVAILABLE_ONLINE
     feast_store.registry.apply_feature_view(view, cfg.project)
+
+
+def test_the_events_push_command_reports_and_is_idempotent(filled, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    cfg, inter = filled
+    seconds = int(last_time(inter, 7).timestamp())
+    csv = tmp_path / "new.csv"
+    csv.write_text(f"user_id,item_id,timestamp\n7,41,{seconds + 10}\n7,oops,{seconds + 11}\n")
+    runner = CliRunner()
+    first = runner.invoke(app, ["events", "push", str(csv), "--store", str(cfg.store_dir)], terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert "accepted (online + log)" in first.output and "bad item_id" in first.output
+    counts = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in first.output.splitlines()
+              if line.count("│") == 3}
+    assert counts["accepted (online + log)"] == "1" and counts["rejected (malformed)"] == "1", counts
+    again = runner.invoke(app, ["events", "push", str(csv), "--store", str(cfg.store_dir)], terminal_width=200)
+    counts = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in again.output.splitlines()
+              if line.count("│") == 3}
+    assert counts["accepted (online + log)"] == "0" and counts["duplicates (skipped)"] == "1", again.output
+    missing = runner.invoke(app, ["events", "push", str(tmp_path / "nope.csv"), "--store", str(cfg.store_dir)])
+    assert missing.exit_code == 2 and "file not found" in missing.output
