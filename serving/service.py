@@ -23,10 +23,10 @@ served from a bento it loads the model version packed into that bento (serving/b
 Cold start: a user the feature store does not know, an empty history, or a history of only unknown items
 (with "unknown_items": "drop") gets the most popular training items, `cold_start: true` and no interests.
 
-Adaptive batching: concurrent /recommend requests are merged into one model call by BentoML's own
-dispatcher (the CORK algorithm behind `@bentoml.api(batchable=True)`), applied to the model step only, so
-validation, the Feast read and 422s stay per request. GEMIREC_BATCH_MAX=1 turns it off;
-benchmarks/serve_bench.py measures both.
+Batching: /recommend requests that arrive while the model is busy share its next call (serving/batcher.py;
+no timer, so an idle service answers at once), applied to the model step only, so validation, the Feast
+read and 4xx stay per request. GEMIREC_BATCH_MAX (16) caps a batch, 1 turns batching off;
+GEMIREC_BATCH_WAIT_MS sheds a request queued longer with a 503. benchmarks/serve_bench.py measures it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from serving import bento  # noqa: E402
+from serving.batcher import Batcher  # noqa: E402
 from serving.bounded_metrics import install as bound_metrics_paths  # noqa: E402
 from serving.engine import Engine, Prepared, Rejected  # noqa: E402
 from serving.openapi import DocumentMiddleware, Served  # noqa: E402
@@ -173,14 +174,8 @@ class GemiRec:
         self.engine = Engine(self.holder, history_of, self.response_log)
         self._limiter: anyio.CapacityLimiter | None = None  # one model call at a time per worker
         self._batched = None
-        if cfg.batch_max > 1:
-            # BentoML's adaptive batcher (the engine of batchable APIs), used in-process on the model step
-            from bentoml._internal.marshal.dispatcher import CorkDispatcher
-
-            self._dispatcher = CorkDispatcher(max_latency_in_ms=cfg.batch_wait_ms,
-                                              max_batch_size=cfg.batch_max, fallback=_overloaded,
-                                              get_batch_size=lambda _: 1)
-            self._batched = self._dispatcher(self._compute)
+        if cfg.batch_max > 1:  # requests that arrive while the model is busy share its next call
+            self._batched = Batcher(self._compute, cfg.batch_max, cfg.batch_wait_ms / 1000, _overloaded)
 
     @staticmethod
     def _holder(cfg: ServingConfig) -> ModelHolder:
@@ -291,8 +286,8 @@ def _push(store_dir: Path, request: EventsRequest):
     return push_events(StoreConfig(Path(store_dir)), frame, time_unit="s")
 
 
-def _overloaded():
-    raise Rejected(503, "overloaded: request waited longer than GEMIREC_BATCH_WAIT_MS")
+def _overloaded() -> Rejected:
+    return Rejected(503, "overloaded: request waited longer than GEMIREC_BATCH_WAIT_MS")
 
 
 def _served() -> Served:
