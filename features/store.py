@@ -307,7 +307,10 @@ def training_rows(cfg: StoreConfig, events: pd.DataFrame) -> pd.DataFrame:
     requests = events[on].drop_duplicates(ignore_index=True)
     with _quiet():
         joined = store.get_historical_features(entity_df=requests, features=service).to_df()
-    joined["event_timestamp"] = joined["event_timestamp"].astype(events["event_timestamp"].dtype)
+    times = pd.to_datetime(joined["event_timestamp"])
+    if times.dt.tz is None:  # Spark hands back naive times in its session's zone, UTC (features/spark_store.py)
+        times = times.dt.tz_localize("UTC")
+    joined["event_timestamp"] = times.astype(events["event_timestamp"].dtype)
     joined = joined[[*on, *training_set.SERVICE_FEATURES]]
     rows = events[["user_id", "item_id", "event_timestamp"]].merge(joined, on=on, how="left", validate="m:1")
     return rows.reset_index(drop=True)
