@@ -69,10 +69,11 @@ class Demo:
             train_run = self.deployment_run(TRAIN, self.cfg.train_parameters())
             version = self.registered(train_run)
             self.say(f"[bold]BentoML[/]: bentoml serve of {version.tag} on {st.service_url}")
-            url = stack.start_service(st, serving=version.tag)
+            url, health = self.serve_production(version)
             traffic_start = time.monotonic()
             self.sample_request(url)
-            self.user_request(url)
+            if health.get("feature_store"):
+                self.user_request(url)
             self.traffic(url)
             # the window holds this demo's requests only: an earlier demo's were answered by another model;
             # no retraining trigger, so the demo ends with the stack idle
@@ -152,6 +153,21 @@ class Demo:
         current = stack.production(st)
         self.say(f"production model: {current.tag}")
         return current
+
+    def serve_production(self, version: registry.Version, env: dict | None = None) -> tuple[str, dict]:
+        """`bentoml serve` of production (a running one is reused), connected to the Feast store the version
+        recorded: a service started before its version recorded one is restarted. Returns (url, /health)."""
+        from serving.launch import stop_background
+
+        st = self.cfg.stack
+        url = stack.start_service(st, env, serving=version.tag)
+        health = httpx.get(f"{url}/health", timeout=10).json()
+        if version.metadata.get("feature_store") and not health.get("feature_store"):
+            self.say("the running service reads no feature store: restarting it on the version's")
+            stop_background(st.service_pid_file)
+            url = stack.start_service(st, env, serving=version.tag)
+            health = httpx.get(f"{url}/health", timeout=10).json()
+        return url, health
 
     def sample_request(self, url: str) -> None:
         from monitoring.scenario import ScenarioConfig, replay_histories

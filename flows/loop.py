@@ -20,11 +20,11 @@ from rich.console import Console
 from features.simulator import SimulatorConfig
 from flows import server, stack
 from flows.demo import Demo, DemoConfig, DemoError
+from flows.monitor_flow import DEFAULT_RUNS as DEFAULT_MONITOR_RUNS
 from flows.monitor_flow import DEPLOYMENT as MONITOR
 from flows.monitor_flow import TRAIN_DEPLOYMENT as TRAIN
 from flows.steady_client import SteadyClient
 from serving import registry
-from serving.launch import stop_background
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class LoopConfig:
     run_timeout_s: float = 3600.0
     swap_timeout_s: float = 120.0
     evidently_ui: bool = True  # start the Evidently UI on the monitor's workspace at the end
+    recovery: bool = True  # after a swap: more drifted users, monitored against the new version (no trigger)
 
 
 class Loop(Demo):
@@ -65,6 +66,7 @@ class Loop(Demo):
                 swap = self.swap(url, client, outcome)
             finally:
                 client.end()
+            recovery = self.recovery(url, health, outcome) if self.loop.recovery else None
         total = client.summary()
         if self.loop.evidently_ui:
             self.say(f"[bold]Evidently[/]: UI at {stack.start_monitoring_ui(st)} (the monitor's snapshot of the "
@@ -76,7 +78,8 @@ class Loop(Demo):
                            f"{st.prefect_ui}/runs (monitor {outcome['monitor']}, train {outcome['train']})",
                            soft_wrap=True)
         return {"seconds": seconds, "base": base.tag, "push": {k: v for k, v in push.items() if k != "users"},
-                "traffic": {"since": since, "until": until}, **outcome, "swap": swap, "client": total}
+                "traffic": {"since": since, "until": until}, **outcome, "swap": swap, "client": total,
+                "recovery": recovery}
 
     # ---------------------------------------------------------------- steps
 
@@ -96,28 +99,23 @@ class Loop(Demo):
         st = self.loop.stack
         env = {"GEMIREC_RELOAD_S": f"{self.loop.reload_s:g}",
                "GEMIREC_LOG_DIR": str(st.root / "runs" / "serving" / "logs")}
-        url = stack.start_service(st, env, serving=version.tag)
-        health = httpx.get(f"{url}/health", timeout=10).json()
-        if not health.get("feature_store"):  # started before its version recorded a store
-            self.say("the running service has no feature store: restarting it")
-            stop_background(st.service_pid_file)
-            url = stack.start_service(st, env, serving=version.tag)
-            health = httpx.get(f"{url}/health", timeout=10).json()
+        url, health = self.serve_production(version, env)
         if not health.get("feature_store") or not health.get("response_log"):
             raise DemoError(f"the service at {url} has no feature store or no response log: {health}")
         self.say(f"[bold]BentoML[/]: {url} serves {health['model_version']}, histories from "
                  f"{health['feature_store']}, responses logged in {health['response_log']}")
         return url, health
 
-    def push_new_users(self, url: str, store_dir: str) -> dict:
-        """New users' histories into the online store; one user first, to time a push until it shows."""
+    def push_new_users(self, url: str, store_dir: str, seed: int = 0) -> dict:
+        """New users' histories into the online store; one user first, to time a push until it shows.
+        ``seed`` picks the users (disjoint per seed)."""
         from pathlib import Path
 
         from features.fresh_users import fresh_users, history_part
         from features.push import push_events
         from features.store import StoreConfig
 
-        events = history_part(fresh_users(self.loop.world, self.loop.new_users, self.loop.shift))
+        events = history_part(fresh_users(self.loop.world, self.loop.new_users, self.loop.shift, seed))
         users = [int(u) for u in events["user_id"].unique()]
         cfg = StoreConfig(Path(store_dir))
         first = events[events["user_id"] == users[0]]
@@ -164,19 +162,13 @@ class Loop(Demo):
         return [{"user_id": u, "n": 10} for u in [*known, *new_users[:7], stranger]]
 
     def monitor_and_retrain(self, logs: str, since: str, until: str) -> dict:
-        from datetime import datetime
-
         st = self.loop.stack
-        hours = (datetime.fromisoformat(until) - datetime.fromisoformat(since)).total_seconds() / 3600 + 1e-4
-        monitor = self.deployment_run(f"{MONITOR}/{MONITOR}", {
-            "logs": logs, "registry_name": st.registry_name, "window_hours": hours, "until": until,
-            "drift_threshold": self.loop.drift_threshold, "trigger": True, "train_parameters": self.loop.train},
-            tags=("loop",))
+        monitor, drift = self.monitor(logs, since, until, trigger=True)
         train = self.child_run(monitor.id)
         if train is None:
             self.say("[bold]monitor-gemirec[/]: no retraining started (no drift past the threshold)")
             return {"monitor": monitor.name, "monitor_id": str(monitor.id), "train": None, "train_id": None,
-                    "promoted": False, "reason": "no drift", "tag": None}
+                    "promoted": False, "reason": "no drift", "tag": None, "drift_share": drift.get("drift_share")}
         self.say(f"[bold]{TRAIN}[/]: run {train.name}, started by {monitor.name} ({st.prefect_ui}/runs/"
                  f"flow-run/{train.id})")
         from prefect.client.orchestration import get_client
@@ -191,7 +183,38 @@ class Loop(Demo):
         self.say(f"[bold]gate[/]: {'promoted' if promoted else 'held'} {version.tag}: {gate.get('reason')}; "
                  f"{version.metadata.get('n_pushed', 0)} pushed events in its log")
         return {"monitor": monitor.name, "monitor_id": str(monitor.id), "train": train.name,
-                "train_id": str(train.id), "promoted": promoted, "reason": gate.get("reason"), "tag": version.tag}
+                "train_id": str(train.id), "promoted": promoted, "reason": gate.get("reason"), "tag": version.tag,
+                "drift_share": drift.get("drift_share"),
+                "columns": {c["column"]: c["score"] for c in drift.get("columns", []) if c.get("score") is not None}}
+
+    def monitor(self, logs: str, since: str, until: str, trigger: bool):
+        """A monitor-gemirec deployment run on exactly [since, until]; returns (run, its drift.json)."""
+        import json
+        from datetime import datetime
+
+        st = self.loop.stack
+        hours = (datetime.fromisoformat(until) - datetime.fromisoformat(since)).total_seconds() / 3600 + 1e-4
+        run = self.deployment_run(f"{MONITOR}/{MONITOR}", {
+            "logs": logs, "registry_name": st.registry_name, "window_hours": hours, "until": until,
+            "drift_threshold": self.loop.drift_threshold, "trigger": trigger, "train_parameters": self.loop.train},
+            tags=("loop",))
+        # the flow's run folder, below the deployment process's working directory (the stack's root)
+        result = st.root / DEFAULT_MONITOR_RUNS / f"{run.name}-{str(run.id)[:8]}" / "drift.json"
+        return run, json.loads(result.read_text()) if result.exists() else {}
+
+    def recovery(self, url: str, health: dict, outcome: dict) -> dict | None:
+        """More drifted users after the swap, monitored against the new version's reference: the second
+        snapshot in Evidently, beside the first."""
+        if not outcome.get("promoted"):
+            return None
+        push = self.push_new_users(url, health["feature_store"], seed=1)
+        since, until = self.drifted_traffic(url, push["users"])
+        run, drift = self.monitor(health["response_log"], since, until, trigger=False)
+        before, after = outcome.get("drift_share"), drift.get("drift_share")
+        self.say(f"[bold]after the retrain[/]: verdict {drift.get('verdict')}, drift share {after} against the new "
+                 f"version's reference (before the retrain: {before})")
+        return {"monitor": run.name, "verdict": drift.get("verdict"), "drift_share": drift.get("drift_share"),
+                "columns": {c["column"]: c["score"] for c in drift.get("columns", []) if c.get("score") is not None}}
 
     def child_run(self, parent_id):
         """The train-gemirec run the monitor run started (run_deployment links it as a child run)."""

@@ -84,6 +84,13 @@ def test_the_monitor_starts_a_linked_retrain_on_the_pushed_events(loop):
         v for v in loop["versions"] if v.tag == result["base"]).metadata["feature_store"]
 
 
+def test_the_drifted_window_and_the_one_after_the_retrain_are_both_monitored(loop):
+    result = loop["result"]
+    assert result["drift_share"] >= 0.3 and result["columns"]["interest_code"] > 0.05, result
+    recovery = result["recovery"]
+    assert recovery["verdict"] in ("drift", "no drift") and recovery["drift_share"] is not None, recovery
+
+
 def test_the_gate_says_why_and_the_service_swaps_without_a_failed_request(loop):
     result = loop["result"]
     assert result["promoted"] and "≥" in result["reason"], result
