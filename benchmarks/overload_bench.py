@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +54,9 @@ def worst_request(folder: Path, n: int, k: int, history: int, seed: int = 0) -> 
     return {"history": [int(i) for i in rng.choice(items, size=history)], "n": n, "k": k}
 
 
-async def load(url: str, body: dict, clients: int, requests: int) -> dict:
+async def load(url: str, body: dict, clients: int, requests: int, backoff_ms: float = 0) -> dict:
+    """A closed loop: each client sends its next request when the last is answered, `backoff_ms` later
+    when it was refused (what a polite client does; 0 = retry at once, a retry storm)."""
     import httpx
 
     results: list[tuple[int, float]] = []
@@ -69,6 +72,8 @@ async def load(url: str, body: dict, clients: int, requests: int) -> dict:
             except httpx.HTTPError:
                 status = 0  # connection refused, reset or timed out at the client
             results.append((status, (time.perf_counter() - started) * 1000))
+            if status in (429, 503) and backoff_ms:
+                await asyncio.sleep(backoff_ms / 1000)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
@@ -95,8 +100,8 @@ def run(folder: Path, limit: int, args) -> dict:
         env = {"GEMIREC_MODEL_FOLDER": str(folder), "GEMIREC_LOG_DIR": logs,
                "GEMIREC_MAX_CONCURRENCY": str(limit), "GEMIREC_TIMEOUT_S": str(args.timeout_s)}
         with serve(env) as server:
-            asyncio.run(load(server.url, body, args.clients, args.warmup))
-            return asyncio.run(load(server.url, body, args.clients, args.requests))
+            asyncio.run(load(server.url, body, args.clients, args.warmup, args.backoff_ms))
+            return asyncio.run(load(server.url, body, args.clients, args.requests, args.backoff_ms))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--history", type=int, default=1000)
     p.add_argument("--timeout-s", type=float, default=10)
+    p.add_argument("--backoff-ms", type=float, default=0, help="a refused client waits this long (0: no wait)")
     p.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "results" / "overload.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -120,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = {int(limit): run(folder, int(limit), args) for limit in args.limits.split(",")}
     lines = [f"# Overload: {args.clients} clients, worst-case /recommend (n = {args.n}, k = {args.k}, "
              f"{args.history}-item history)", "",
-             f"`python -m benchmarks.overload_bench {' '.join(argv) if argv else ''}`".replace(" `", "`"),
-             f"on {cpu_model()}, one worker, {args.requests} requests per row after {args.warmup} warm-up; "
+             f"`python -m benchmarks.overload_bench {' '.join(sys.argv[1:] if argv is None else argv)}`"
+             .replace(" `", "`"),
+             f"on {cpu_model()}, one worker, {args.requests} requests per row after {args.warmup} warm-up, "
+             f"a refused client waits {args.backoff_ms:g} ms; "
              f"model `{folder}`.", "",
              "| max_concurrency | 200 | 200 p50 ms | 200 p99 ms | 429 | 429 p99 ms | other | answered/s |",
              "|---|---|---|---|---|---|---|---|"]

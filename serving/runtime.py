@@ -52,7 +52,7 @@ class ServingConfig:
     index_breadth: int = 0  # IVF nprobe / HNSW efSearch of an ANN index in the folder; 0 = as saved
     # admission (BentoML traffic settings, docs/serving.md): requests in flight per service, split evenly
     # over the workers; one more is answered 429 at once. 0 = unbounded (every request queues)
-    max_concurrency: int = 32
+    max_concurrency: int = 64
     request_timeout_s: float = 10.0  # no response started by then (a trickled body included): 504
 
     @classmethod
@@ -78,7 +78,7 @@ class ServingConfig:
             batch_wait_ms=int(_env("GEMIREC_BATCH_WAIT_MS", "5000")),
             torch_threads=int(_env("GEMIREC_TORCH_THREADS", "1")),
             index_breadth=int(_env("GEMIREC_INDEX_BREADTH", "0")),
-            max_concurrency=int(_env("GEMIREC_MAX_CONCURRENCY", "32")),
+            max_concurrency=int(_env("GEMIREC_MAX_CONCURRENCY", "64")),
             request_timeout_s=float(_env("GEMIREC_TIMEOUT_S", "10")),
         )
 
