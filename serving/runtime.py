@@ -96,6 +96,11 @@ def recorded_feature_store(model_folder: Path | None, registry_home: Path | None
     if not recorded or not (Path(recorded).expanduser() / "feature_store.yaml").exists():
         return None
     log.info("feature store %s, recorded by %s", recorded, version.tag)
+    online = version.metadata.get("online_store")
+    if online and online != (_env("GEMIREC_ONLINE_STORE", "") or "sqlite"):  # features.store.default_online
+        log.warning("%s filled a %s online store, but this service reads %s (GEMIREC_ONLINE_STORE): every user "
+                    "would look new; set GEMIREC_ONLINE_STORE=%s", version.tag, online,
+                    _env("GEMIREC_ONLINE_STORE", "") or "sqlite", online)
     return Path(recorded).expanduser()
 
 
