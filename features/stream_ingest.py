@@ -35,10 +35,10 @@ def ingest_csv(path: Path, out: Path, user_col: str = "user_id", item_col: str =
     scratch = out / "unsorted.parquet"
     report = IngestReport(source=str(path), format="csv-stream")
     rename = {user_col: "user_id", item_col: "item_id", time_col: "event_timestamp"}
-    wrong_width: list[int] = []  # lines with the wrong number of fields, as the CSV reader met them
+    wrong_width: list[str] = []  # lines with the wrong number of fields, as the CSV reader met them
 
     def bad_width(row) -> str:
-        wrong_width.append(row.number or 0)
+        wrong_width.append(row.text[:120])  # pyarrow knows no line number here: it parses blocks ahead
         return "skip"
 
     reader = pacsv.open_csv(
@@ -50,12 +50,14 @@ def ingest_csv(path: Path, out: Path, user_col: str = "user_id", item_col: str =
     with pq.ParquetWriter(scratch, SCRATCH_SCHEMA) as writer:
         for batch in reader:
             chunk = batch.to_pandas().rename(columns=rename)
-            first_line = report.n_rows + len(wrong_width) + 2  # approximate once lines were skipped
+            # rows are numbered among the lines of the right width: the reader parses blocks ahead, so how
+            # many wrong-width lines precede a block is not known when the block arrives
+            first_row = report.n_rows + 1
             report.n_rows += len(chunk)
-            clean, ok, examples = validate_rows(chunk, time_unit=time_unit,
-                                                line_numbers=np.arange(first_line, first_line + len(chunk)))
+            clean, ok, examples = validate_rows(chunk, time_unit=time_unit, line_label="data row",
+                                                line_numbers=np.arange(first_row, first_row + len(chunk)))
             report.add_malformed(int((~ok).sum()), examples)
-            lines = np.flatnonzero(ok) + first_line
+            lines = np.flatnonzero(ok) + first_row  # source order, for ties
             writer.write_table(pa.Table.from_pandas(clean.assign(line=lines)[[*EVENT_COLUMNS, "line"]],
                                                     schema=SCRATCH_SCHEMA, preserve_index=False))
     con = connect(out / "duckdb_spill")
@@ -73,7 +75,7 @@ def ingest_csv(path: Path, out: Path, user_col: str = "user_id", item_col: str =
         con.close()
         shutil.rmtree(out / "duckdb_spill", ignore_errors=True)
         scratch.unlink(missing_ok=True)
-    report.add_malformed(len(wrong_width), [f"line {n}: wrong number of fields" for n in wrong_width[:5]])
+    report.add_malformed(len(wrong_width), [f"{text} (wrong number of fields)" for text in wrong_width[:5]])
     report.n_rows += len(wrong_width)
     (out / "ingest_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     return report

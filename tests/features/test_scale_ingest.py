@@ -25,8 +25,8 @@ def test_rows_are_validated_in_chunks_and_sorted_canonically(tmp_path):
     (tmp_path / "log.csv").write_text(CSV)
     report = ingest_csv(tmp_path / "log.csv", tmp_path / "out", "uid", "iid", "ts", chunk_bytes=40)
     assert (report.n_rows, report.n_valid, report.n_malformed) == (9, 5, 4)
-    assert any("x 11 100 (bad user_id)" in e for e in report.malformed_examples)
-    assert any("wrong number of fields" in e for e in report.malformed_examples)
+    assert "data row 3: x 11 100 (bad user_id)" in report.malformed_examples
+    assert "1,14,100,i,too,many (wrong number of fields)" in report.malformed_examples
     data = Interactions.load(tmp_path / "out")
     # by user, then time; user 2's two events at 300 s keep their source order (20 before 22)
     assert data.events["user_id"].tolist() == [1, 1, 2, 2, 2]
