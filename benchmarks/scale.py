@@ -72,12 +72,14 @@ def run_child(log: str, stage: str, work: Path, path: str) -> dict:
             "peak_rss_gb": round(peak / 1e9, 3), "returncode": child.returncode, "facts": facts}
 
 
-def run_log(log_name: str, path: str = "new", force: bool = False, model_stages: bool = True) -> list[dict]:
+def run_log(log_name: str, path: str = "new", force: bool = False, model_stages: bool = True,
+            full_training: bool = True) -> list[dict]:
     label = log_name if path == "new" else f"{log_name} before"
     work = WORK / log_name if path == "new" else WORK / f"{log_name}-before"
     results = work / "results"
     results.mkdir(parents=True, exist_ok=True)
-    stages = [s for s in stages_of(LOGS[log_name]) if model_stages or s not in MODEL_STAGES]
+    stages = [s for s in stages_of(LOGS[log_name]) if (model_stages or s not in MODEL_STAGES)
+              and (full_training or s != "train_full")]
     if path == "old":  # the old feature stage reads the new path's ingested log
         stages = list(FEATURE_STAGES)
         data = work / "data"
@@ -240,8 +242,9 @@ def readme_table(json_path: str | Path = RESULTS / "scale.json") -> str:
         if "before" in label or "register" not in s["stages"]:
             continue
         training = "full, early stopping" if "train_full" in s["stages"] else "one epoch"
+        feature = f"{s['feature_stage_s']:.0f} s" if s["feature_stage_s"] else "n/a"
         lines.append(f"| {label} | {s['events']:,} | {s['flow_s'] / 60:.1f} min | {s['flow_peak_gb']:.1f} GB | "
-                     f"{s['feature_stage_s']:.0f} s | {training} |")
+                     f"{feature} | {training} |")
     return "\n".join(lines) + "\n"
 
 
@@ -252,10 +255,12 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun cached stages")
     parser.add_argument("--report", action="store_true", help="only rebuild the reports from the cache")
     parser.add_argument("--features-only", action="store_true", help="ingest and the feature stage only")
+    parser.add_argument("--no-full-training", action="store_true", help="one epoch only, on every log")
     args = parser.parse_args()
     if not args.report:
         for name in args.logs.split(","):
-            rows = run_log(name, force=args.force, model_stages=not args.features_only)
+            rows = run_log(name, force=args.force, model_stages=not args.features_only,
+                           full_training=not args.no_full_training)
             if name == BEFORE_LOG and not args.no_before and rows and rows[-1]["returncode"] == 0:
                 run_log(name, path="old", force=args.force)
             write_reports()
