@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks.catalogue import catalogue_bench
 from benchmarks.machine import cpu_model
+from benchmarks.serve_report import checks, report  # noqa: F401  (checks: also the tests')
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -38,7 +39,8 @@ log = logging.getLogger("serve_bench")
 # ---------------------------------------------------------------- model and traffic
 
 
-def model_folder(dataset: str, preset: str, budget_s: float, out: Path, epochs: int | None) -> Path:
+def model_folder(dataset: str, preset: str, budget_s: float, out: Path, epochs: int | None,
+                 extra: tuple[str, ...] = ()) -> Path:
     """The benchmark model: reused when a verified folder exists, else trained within the time budget."""
     from model.persistence.saved import ModelFolderError, verify_folder
 
@@ -56,6 +58,7 @@ def model_folder(dataset: str, preset: str, budget_s: float, out: Path, epochs: 
     overrides = ["model=gemirec", f"train.max_time_s={budget_s}", f"train.threads={os.cpu_count() or 1}"]
     if epochs:
         overrides.append(f"train.max_epochs={epochs}")
+    overrides += extra
     inter = load_dataset(dataset)
     started = time.perf_counter()
     result = train_model(inter.events, inter.items, load_config(preset, overrides), out, progress=False)
@@ -122,12 +125,14 @@ def compute_floor(folder: Path, histories: list[list[int]], n: int, k: int, reps
             whole.append((t3 - t0) * 1000)
     batch = [engine.prepare(RecommendRequest(history=h, n=n, k=k, unknown_items="drop"))
              for h in histories[:8]]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()  # CPU time too: wall time counts a busy machine
     for _ in range(max(1, reps // 8)):
         engine.compute(batch)
     per_request_in_batch8 = (time.perf_counter() - t0) * 1000 / (8 * max(1, reps // 8))
+    cpu_in_batch8 = (time.process_time() - cpu0) * 1000 / (8 * max(1, reps // 8))
     return {"compute": percentiles(compute), "in_process_request": percentiles(whole),
             "compute_per_request_batch8_ms": per_request_in_batch8,
+            "compute_cpu_per_request_batch8_ms": cpu_in_batch8,
             "search_paths": _search_paths(engine, holder, histories, n, k, reps)}
 
 
@@ -174,21 +179,25 @@ def _cpu_by_process(pid: int) -> dict[int, float]:
 
 
 async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: int,
-                 server_pid: int | None = None, path: str = "/recommend") -> dict:
-    """`concurrency` clients in a closed loop; aiohttp, whose per-request cost is a fraction of httpx's,
-    so that the client steals less of the 2 cores the service runs on. With `server_pid`, the CPU time
-    the service and this client spent per request is measured too: on one machine they share its cores,
-    so their sum per request bounds the throughput any concurrency can reach."""
+                 server_pid: int | None = None, path: str = "/recommend", stagger_s: float = 0.0) -> dict:
+    """`concurrency` clients in a closed loop, each on its own keep-alive connection; aiohttp, whose
+    per-request cost is a fraction of httpx's, so that the client steals less of the 2 cores the service
+    runs on. Client i opens its connection `i × stagger_s` after the first (0: all at once), which decides
+    where several workers' accepts land. With `server_pid`, the CPU time the service and this client spent
+    per request is measured too: on one machine they share its cores, so their sum per request bounds the
+    throughput any concurrency can reach."""
     import aiohttp
 
     latencies: list[float] = []
     errors: dict[str, int] = {}
     next_request = iter(range(n_requests))
     headers = {"content-type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
-        async def worker():
+    sessions = [aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=1), timeout=timeout)
+                for _ in range(concurrency)]
+    try:
+        async def worker(session, start_s):
+            await asyncio.sleep(start_s)
             for i in next_request:
                 t0 = time.perf_counter()
                 try:
@@ -204,10 +213,12 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: in
         before = _cpu_by_process(server_pid) if server_pid else {}
         client_cpu = time.process_time()
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(session, i * stagger_s) for i, session in enumerate(sessions)))
         elapsed = time.perf_counter() - started
         client_cpu = time.process_time() - client_cpu
         after = _cpu_by_process(server_pid) if server_pid else {}
+    finally:
+        await asyncio.gather(*(session.close() for session in sessions))
     cpu = {}
     if server_pid:
         spent = {pid: t - before.get(pid, 0.0) for pid, t in after.items()}
@@ -217,12 +228,15 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int, n_requests: in
                "cpu_busy_share": (client_cpu + server_cpu) / (elapsed * (os.cpu_count() or 1)),
                # with several workers: does the load spread? (keep-alive connections stay where accepted)
                "busiest_process_cpu_share": max(spent.values()) / server_cpu if server_cpu > 0 else None}
-    return {"concurrency": concurrency, "requests": n_requests, "errors": sum(errors.values()),
+    return {"concurrency": concurrency, "stagger_ms": stagger_s * 1000, "requests": n_requests,
+            "errors": sum(errors.values()),
             "error_kinds": errors, "throughput_rps": n_requests / elapsed, **percentiles(latencies), **cpu}
 
 
-def load_test(folder: Path, histories, args, batch_max: int) -> dict:
-    """Start the service on the registered model, warm it up, then run each concurrency level."""
+def load_test(folder: Path, histories, args, batch_max: int, workers: int = 1,
+              levels: list[tuple[int, int, float]] | None = None) -> dict:
+    """Start the service on the registered model, warm it up, then run each (concurrency, requests,
+    stagger s) level; the framework probe too when batching is on."""
     from monitoring.logs import read_window
     from serving.launch import serve
 
@@ -234,134 +248,29 @@ def load_test(folder: Path, histories, args, batch_max: int) -> dict:
         tag = registered(folder, home, "gemirec-bench")
         env = {"BENTOML_HOME": str(home), "GEMIREC_REGISTRY_NAME": "gemirec-bench",
                "GEMIREC_LOG_DIR": str(logs), "GEMIREC_BATCH_MAX": str(batch_max),
-               "GEMIREC_WORKERS": str(args.workers), "GEMIREC_RELOAD_S": "0"}
+               "GEMIREC_WORKERS": str(workers), "GEMIREC_RELOAD_S": "0"}
+        plan = levels or [(c, n, 0.0) for c, n in zip(args.concurrency, args.requests)]
         levels = []
         with serve(env) as server:
             asyncio.run(_drive(server.url, bodies, 8, args.warmup))
-            for c, n in zip(args.concurrency, args.requests):
+            for c, n, stagger in plan:
                 before = read_window(logs).n_requests
-                result = asyncio.run(_drive(server.url, bodies, c, n, server.process.pid))
+                result = asyncio.run(_drive(server.url, bodies, c, n, server.process.pid, stagger_s=stagger))
                 window = read_window(logs)
                 served = window.latency_ms[before:]  # the service's own time, from its response log
-                result["server_p50_ms"] = float(np.median(served)) if len(served) else None
+                # one file per worker: the newest lines are in order only with one
+                result["server_p50_ms"] = float(np.median(served)) if len(served) and workers == 1 else None
                 log.info("batch_max %d, c=%d: p50 %.2f p95 %.2f p99 %.2f ms, %.0f req/s, %d errors",
                          batch_max, c, result["p50"], result["p95"], result["p99"], result["throughput_rps"],
                          result["errors"])
                 levels.append(result)
             framework = []
-            if batch_max > 1:  # the same server, a request with almost no model work: what HTTP costs
+            if batch_max > 1 and workers == 1:  # the same server, almost no model work: what HTTP costs
                 for c in (1, 8):
                     framework.append(asyncio.run(_drive(server.url, similar, c, args.requests[0],
                                                         server.process.pid, "/similar_items")))
-    return {"batch_max": batch_max, "model_version": tag, "workers": args.workers, "levels": levels,
+    return {"batch_max": batch_max, "model_version": tag, "workers": workers, "levels": levels,
             "framework": framework}
-
-
-# ---------------------------------------------------------------- report
-
-
-def checks(result: dict) -> list[tuple[str, bool | None]]:
-    """The issue's "must show" bars, judged on the shipped setting (batching on) where measured."""
-    out = []
-    shipped = next((r for r in result.get("service", []) if r["batch_max"] > 1), None)
-    if shipped:
-        by_c = {lv["concurrency"]: lv for lv in shipped["levels"]}
-        if 8 in by_c:
-            out.append(("c=8: p50 ≤ 10 ms and p99 ≤ 30 ms", by_c[8]["p50"] <= 10 and by_c[8]["p99"] <= 30))
-        if 32 in by_c:
-            out.append((f"c=32: 0 errors in {by_c[32]['requests']:,} requests (bar: 10,000)",
-                        by_c[32]["errors"] == 0 and by_c[32]["requests"] >= 10_000))
-        if 1 in by_c and result.get("floor"):
-            out.append(("c=1: service p50 ≤ 3 × in-process floor p50",
-                        by_c[1]["p50"] <= 3 * result["floor"]["compute"]["p50"]))
-    big = [r for r in result.get("catalogue", []) if r["items"] >= 1_000_000 and r["index"] != "flat"]
-    if big:
-        ok = any(r["recall@50"] >= 0.95 and r["speedup_vs_exact"] >= 10 for r in big)
-        out.append(("1M items: an ANN index with recall@50 ≥ 0.95 at ≥ 10× less search time", ok))
-    return out
-
-
-def report(result: dict) -> str:
-    lines = ["# Serving benchmark", ""]
-    if result["tiny"]:
-        lines += ["> **TINY SMOKE RUN** (simulator-tiny, small loads, a busy shared machine): it shows",
-                  "> the benchmark works, not the service's performance. The issue's figures come from",
-                  "> the default command (`python -m benchmarks.serve_bench`, amazon-video-sasrec) on a",
-                  "> quiet machine.", ""]
-    lines += [f"Command: `{result['command']}`  ", f"Date: {result['date']}; {result['machine']}  ",
-              f"Model: {result.get('model', '-')}", ""]
-    floor = result.get("floor")
-    if floor:
-        lines += ["## In-process floor (one request, no HTTP)", "",
-                  "| part | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|"]
-        for name, key in (("model step (tower + generator + search + merge)", "compute"),
-                          ("whole request path (validate + model + response + log)", "in_process_request")):
-            p = floor[key]
-            lines.append(f"| {name} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} |")
-        per = floor["compute_per_request_batch8_ms"]
-        lines += ["", f"Model step per request inside a batch of 8: {per:.2f} ms.", ""]
-        paths = floor.get("search_paths")
-        if paths:
-            a, b = paths["one product"], paths["faiss + partition"]
-            lines += ["Model step, interleaved A/B (median ms per request): the served path takes the top",
-                      "lists and the mixture's partitions from one (queries × catalogue) product; evaluation",
-                      "runs a FAISS flat search and the partition apart.", "",
-                      "| path | batch of 1 | per request, batch of 8 |", "|---|---|---|",
-                      f"| one product (served) | {a['1']:.2f} | {a['8']:.2f} |",
-                      f"| FAISS search + partition | {b['1']:.2f} | {b['8']:.2f} |",
-                      f"| ratio | {b['1'] / a['1']:.2f}× | {b['8'] / a['8']:.2f}× |", ""]
-    for run in result.get("service", []):
-        mode = f"adaptive batching (≤ {run['batch_max']})" if run["batch_max"] > 1 else "no batching"
-        lines += [f"## Service over HTTP: {mode}, {run['workers']} worker(s)", "",
-                  "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | server p50 ms "
-                  "| p50 / floor | CPU ms/request: service | client | cores busy |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for lv in run["levels"]:
-            ratio = lv["p50"] / floor["compute"]["p50"] if floor else float("nan")
-            server = f"{lv['server_p50_ms']:.2f}" if lv.get("server_p50_ms") is not None else "-"
-            cpu = (f"{lv['server_cpu_ms_per_request']:.2f} | {lv['client_cpu_ms_per_request']:.2f} "
-                   f"| {lv['cpu_busy_share']:.0%}" if "cpu_busy_share" in lv else "- | - | -")
-            lines.append(f"| {lv['concurrency']} | {lv['requests']:,} | {lv['errors']} | {lv['p50']:.2f} "
-                         f"| {lv['p95']:.2f} | {lv['p99']:.2f} | {lv['throughput_rps']:.0f} | {server} "
-                         f"| {ratio:.1f} | {cpu} |")
-        lines += ["", "CPU ms/request: CPU time the service's processes and the load generator each spent "
-                  "per request at that level (they share the machine's cores); cores busy: their sum over "
-                  "wall time × cores.", ""]
-        if run.get("framework"):
-            lines += ["Framework cost: the same service answering `/similar_items` with n = 1 (validation, "
-                      "one exact FAISS query of one item, the response; no generator, no batching), so "
-                      "nearly all of its CPU is BentoML's HTTP path:", "",
-                      "| concurrency | requests | errors | p50 ms | p99 ms | req/s | CPU ms/request: service "
-                      "| client |", "|---|---|---|---|---|---|---|---|"]
-            for lv in run["framework"]:
-                server, client = lv["server_cpu_ms_per_request"], lv["client_cpu_ms_per_request"]
-                lines.append(f"| {lv['concurrency']} | {lv['requests']:,} | {lv['errors']} | {lv['p50']:.2f} "
-                             f"| {lv['p99']:.2f} | {lv['throughput_rps']:.0f} | {server:.2f} "
-                             f"| {client:.2f} |")
-            lines.append("")
-        if run["workers"] > 1:
-            shares = ", ".join(f"c={lv['concurrency']}: {lv['busiest_process_cpu_share']:.0%}"
-                               for lv in run["levels"] if lv.get("busiest_process_cpu_share") is not None)
-            lines += [f"Busiest service process's share of the service's CPU: {shares}.", ""]
-    if result.get("catalogue"):
-        lines += ["## Catalogue: exact vs ANN (synthetic clustered unit vectors, d = 64)", "",
-                  f"Search time for one request's {result['k_queries']} queries (K + u) on one thread; "
-                  "recall@50 against the exact index.", "",
-                  "| items | index | search breadth | build s | search ms | speed-up | recall@50 |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in result["catalogue"]:
-            lines.append(f"| {r['items']:,} | {r['index']} | {r.get('setting', '-')} | {r['build_s']:.1f} "
-                         f"| {r['search_ms_per_request']:.3f} | {r['speedup_vs_exact']:.1f}× "
-                         f"| {r['recall@50']:.4f} |")
-        lines.append("")
-    verdicts = checks(result)
-    if verdicts and result["tiny"]:
-        lines += ["## Bars (issue 5)", "", "Not judged: a tiny smoke run says nothing about them.", ""]
-    elif verdicts:
-        lines += ["## Bars (issue 5)", ""]
-        lines += [f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in verdicts]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def machine() -> str:
@@ -375,12 +284,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tiny", action="store_true", help="smoke run: simulator-tiny, small loads, 10k/100k")
     p.add_argument("--train-budget-s", type=float, default=900, help="wall-clock cap on training the model")
     p.add_argument("--out", type=Path, default=None, help="model run folder (runs/serve_bench/<dataset>)")
+    p.add_argument("--train-overrides", default="", help="config overrides for the benchmark model, comma "
+                   "separated (a short run that still reaches GemiRec's joint stage: latency needs its shapes, "
+                   "not its accuracy)")
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--requests", default="2000,2000,10000", help="requests per concurrency level")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--spread-workers", type=int, default=2, help="then this many workers at c=1 and c=8, "
+                   "clients connecting at once and --stagger-ms apart (0 = skip)")
+    p.add_argument("--stagger-ms", type=float, default=250.0)
     p.add_argument("--batching", default="16,1", help="GEMIREC_BATCH_MAX values to compare (1 = off)")
     p.add_argument("--floor-reps", type=int, default=500)
     p.add_argument("--catalogue", default="10000,100000,1000000", help="synthetic sizes ('' = skip)")
@@ -404,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
               "k_queries": args.k + 1}
     if not args.skip_service:
         out = args.out or ROOT / "runs" / "serve_bench" / args.dataset
-        folder = model_folder(args.dataset, args.preset, args.train_budget_s, out, 2 if args.tiny else None)
+        folder = model_folder(args.dataset, args.preset, args.train_budget_s, out, 2 if args.tiny else None,
+                              tuple(x for x in args.train_overrides.split(",") if x))
         manifest = json.loads((folder / "manifest.json").read_text())
         val = manifest["metrics"]["val"]["recall@50"]
         result["model"] = (f"{manifest['model']} on {args.dataset}, {manifest['n_items']:,} items, "
@@ -414,7 +330,12 @@ def main(argv: list[str] | None = None) -> None:
         maxlen = Config.from_dict(json.loads((folder / "config.json").read_text())).data.maxlen
         histories = user_histories(args.dataset, maxlen, 2000)
         result["floor"] = compute_floor(folder, histories, args.n, args.k, args.floor_reps)
-        result["service"] = [load_test(folder, histories, args, int(b)) for b in args.batching.split(",")]
+        result["service"] = [load_test(folder, histories, args, int(b), args.workers)
+                             for b in args.batching.split(",")]
+        if args.spread_workers > 1:  # does a second worker take half the load? (keep-alive: where accepted)
+            n = args.requests[0]
+            plan = [(1, n, 0.0), (8, n, 0.0), (8, n, args.stagger_ms / 1000)]
+            result["service"].append(load_test(folder, histories, args, 16, args.spread_workers, plan))
     if sizes:
         result["catalogue"] = catalogue_bench(sizes, 64, 200 if args.tiny else 1000, args.k + 1)
     args.report.parent.mkdir(parents=True, exist_ok=True)
