@@ -123,9 +123,9 @@ def fit(
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         best_weights = saved["best_weights"]
-        state = json.loads(saved["state"])
+        state = saved["state"]
         rng = np.random.default_rng()
-        rng.bit_generator.state = json.loads(saved["rng"])
+        rng.bit_generator.state = saved["rng"]
         gen.set_state(saved["gen"].cpu())
         log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
 
@@ -191,12 +191,12 @@ def fit(
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            # tensors and plain types only (the loop state and the numpy generator's state as JSON), so a
-            # resume reads it with weights_only=True: runs_dir is a deployment parameter, and a pickled
-            # checkpoint in it would run any code its writer chose
+            # tensors and plain values only (numpy scalars in the loop state become floats through JSON,
+            # the numpy generator is kept as its state dict), so a resume reads it with weights_only=True:
+            # runs_dir is a deployment parameter, and a pickled checkpoint in it would run any code
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "state": json.dumps(state, default=float), "best_weights": best_weights,
-                        "rng": json.dumps(rng.bit_generator.state), "gen": gen.get_state()}, tmp)
+                        "state": json.loads(json.dumps(state, default=float)), "best_weights": best_weights,
+                        "rng": rng.bit_generator.state, "gen": gen.get_state()}, tmp)
             tmp.replace(ckpt)  # atomic: a kill mid-write leaves the previous checkpoint intact
         decision = ""
         if state["bad"] >= t.patience and state["epoch"] >= t.min_epochs and model.may_stop(epoch):
