@@ -25,3 +25,4 @@ def test_random_paths_do_not_grow_metrics(served):
                            headers=served.headers).status_code == 200
     assert abs(after - before) / before < 0.01, (before, after)
     assert 'endpoint="/{unmatched}"' in text and "no-such-path" not in text
+    assert "gemirec_response_log_errors_total 0.0" in text  # the log's fault counter is exported
