@@ -274,10 +274,29 @@ def readme_table() -> list[str]:
     return lines
 
 
+SCALE_START, SCALE_END = "<!-- scale:start (python -m benchmarks.summary) -->", "<!-- scale:end -->"
+
+
+def scale_table() -> list[str]:
+    """The README's Scale table, from `benchmarks/results/scale.json` (`python -m benchmarks.scale`)."""
+    from benchmarks.scale import readme_table as scale_readme_table
+
+    path = RESULTS / "scale.json"
+    return scale_readme_table(path).rstrip("\n").split("\n") if path.exists() else ["(no scale.json yet)"]
+
+
+def _replace_block(text: str, start_marker: str, end_marker: str, lines: list[str]) -> str:
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+    return text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:]
+
+
 def render_readme(text: str) -> str:
-    """`text` with the block between the results markers replaced by a fresh `readme_table()`."""
-    start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    return text[:start] + "\n" + "\n".join(readme_table()) + "\n" + text[end:]
+    """`text` with the blocks between the results markers (and the scale markers, where present) replaced
+    by fresh tables."""
+    text = _replace_block(text, README_START, README_END, readme_table())
+    if SCALE_START in text:
+        text = _replace_block(text, SCALE_START, SCALE_END, scale_table())
+    return text
 
 
 def main() -> None:
