@@ -23,22 +23,13 @@ from model.gemirec.mipdm import InterestGenerator
 from model.gemirec.mirm import (
     FamilyColumns,
     InterestQuery,
-    allowed_in_family,
-    exact_search_with_partition,
-    family_search,
-    log_partition,
-    log_partition_estimate,
     merge,
     mixture_weights,
-    restrict_to_family,
+    search_queries,
 )
 from model.losses import items_ahead, sampled_softmax_logits, window_mean
 from model.retriever import Recommendations, Retriever
 from model.sequences import SequenceData
-
-# restricted retrieval over an ANN index searches FAMILY_FETCH × n items per interest, then keeps those of
-# its own family (an exact index is searched per family: retrieval.family_search)
-FAMILY_FETCH = 4
 
 
 class GemiRec(Retriever):
@@ -351,60 +342,12 @@ class GemiRec(Retriever):
         `exact_lse`, the log-partitions an earlier call returned for these very queries, is reused when
         the partition is exact (it does not depend on the restriction); an estimate is always recomputed,
         so an estimated `exact_lse` is ignored."""
-        g = self.cfg.gemirec
-        B, Q, d = all_q.shape
-        K = Q - 1
-        family = self.item_codes[:, 0].cpu().numpy() if restrict else None
-        # restricted lists come from an exact search inside each family when the index is exact; an ANN
-        # index over-fetches and filters instead
-        per_family = restrict and index.exact
-        fetch = n * FAMILY_FETCH if restrict and not per_family else n
-        item_matrix = lse = None
-        # the mixture's partition is estimated from the searched lists on large catalogues (and in
-        # training's per-epoch validation), computed exactly otherwise
-        n_cat = index.n_items
-        estimate = mixture and (n_cat > g.partition_exact_max
-                                or (self._in_fit and n_cat > 2 * g.partition_sample))
-        fused = (self._pinned_items is not None and index.exact and mixture
-                 and len(self._pinned_items) <= g.partition_exact_max)
-        if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
-            item_matrix = self._pinned_items
-            row_family = (np.concatenate([codes_np[:, :, 0], np.full((B, 1), -1)], 1).reshape(-1)
-                          if per_family else None)
-            scores, items, lse = exact_search_with_partition(
-                all_q.reshape(B * Q, d), item_matrix, fetch, self.cfg.train.temperature,
-                row_family=row_family, columns=self._pinned_columns if per_family else None)
-            lse = lse.reshape(B, Q)
-        elif per_family and not estimate:
-            # only u's list comes from the index: family_search below gives the interests' lists, and no
-            # partition estimate needs what the index would have returned for them
-            scores = np.full((B, Q, fetch), -np.inf, dtype=np.float32)
-            items = np.full((B, Q, fetch), -1, dtype=np.int64)
-            scores[:, K], items[:, K] = index.search(np.ascontiguousarray(all_q[:, K]), fetch)
-        else:
-            scores, items = index.search(all_q.reshape(B * Q, d), fetch)
-        scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
-        searched = scores, items
-        allowed = None
-        if restrict:
-            if not per_family:
-                scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
-            elif not fused:
-                fam_s, fam_i = family_search(all_q[:, :K], self._item_matrix_cache(index), family,
-                                             codes_np[:, :, 0], n)
-                scores, items = scores.copy(), items.copy()
-                scores[:, :K], items[:, :K] = fam_s, fam_i
-            allowed = allowed_in_family(family, codes_np[:, :, 0])
-        if mixture and not fused:
-            item_matrix = self._item_matrix_cache(index)
-            tau, flat_q = self.cfg.train.temperature, all_q.reshape(B * Q, d)
-            if estimate:
-                lse = log_partition_estimate(flat_q, item_matrix, tau, searched[0].reshape(B * Q, fetch),
-                                             searched[1].reshape(B * Q, fetch), g.partition_sample)
-            else:
-                lse = exact_lse if exact_lse is not None else log_partition(flat_q, item_matrix, tau)
-            lse = lse.reshape(B, Q)
-        return scores, items, allowed, item_matrix, lse
+        return search_queries(
+            all_q, codes_np, index, n, restrict, mixture, exact_lse=exact_lse, g=self.cfg.gemirec,
+            temperature=self.cfg.train.temperature,
+            family=self.item_codes[:, 0].cpu().numpy() if restrict else None,
+            pinned=(self._pinned_items, self._pinned_columns), in_fit=self._in_fit,
+            item_vectors=lambda: self._item_matrix_cache(index))
 
     def _item_matrix_cache(self, index: ItemIndex) -> np.ndarray:
         # the exact index already holds these vectors (built from item_matrix() for this very model), so

@@ -275,3 +275,68 @@ def prefer_restricted(scored: list[tuple[float, dict]], tolerance: float) -> tup
         return best_any
     best_r = max(restricted, key=lambda so: so[0])
     return best_any if best_any[0] > (1 + tolerance) * best_r[0] else best_r
+
+
+# restricted retrieval over an ANN index searches FAMILY_FETCH × n items per interest, then keeps those of
+# its own family (an exact index is searched per family: retrieval.family_search)
+FAMILY_FETCH = 4
+
+
+def search_queries(all_q: np.ndarray, codes_np: np.ndarray, index, n: int, restrict: bool, mixture: bool, *,
+                   g, temperature: float, family: np.ndarray | None, pinned: tuple, in_fit: bool,
+                   item_vectors, exact_lse: np.ndarray | None = None):
+    """GemiRec.query_lists' work (see its docstring): `g` is the gemirec config section, `family` each
+    item's level-1 code (None unless `restrict`), `pinned` the serving-time (item matrix, family columns),
+    `item_vectors` a callable returning the (n, d) item vectors."""
+    B, Q, d = all_q.shape
+    K = Q - 1
+    # restricted lists come from an exact search inside each family when the index is exact; an ANN
+    # index over-fetches and filters instead
+    per_family = restrict and index.exact
+    fetch = n * FAMILY_FETCH if restrict and not per_family else n
+    item_matrix = lse = None
+    # the mixture's partition is estimated from the searched lists on large catalogues (and in
+    # training's per-epoch validation), computed exactly otherwise
+    n_cat = index.n_items
+    estimate = mixture and (n_cat > g.partition_exact_max
+                            or (in_fit and n_cat > 2 * g.partition_sample))
+    fused = (pinned[0] is not None and index.exact and mixture
+             and len(pinned[0]) <= g.partition_exact_max)
+    if fused:  # serving, exact index: one product gives the top lists (per family) and the partitions
+        item_matrix = pinned[0]
+        row_family = (np.concatenate([codes_np[:, :, 0], np.full((B, 1), -1)], 1).reshape(-1)
+                      if per_family else None)
+        scores, items, lse = exact_search_with_partition(
+            all_q.reshape(B * Q, d), item_matrix, fetch, temperature,
+            row_family=row_family, columns=pinned[1] if per_family else None)
+        lse = lse.reshape(B, Q)
+    elif per_family and not estimate:
+        # only u's list comes from the index: family_search below gives the interests' lists, and no
+        # partition estimate needs what the index would have returned for them
+        scores = np.full((B, Q, fetch), -np.inf, dtype=np.float32)
+        items = np.full((B, Q, fetch), -1, dtype=np.int64)
+        scores[:, K], items[:, K] = index.search(np.ascontiguousarray(all_q[:, K]), fetch)
+    else:
+        scores, items = index.search(all_q.reshape(B * Q, d), fetch)
+    scores, items = scores.reshape(B, Q, fetch), items.reshape(B, Q, fetch)
+    searched = scores, items
+    allowed = None
+    if restrict:
+        if not per_family:
+            scores, items = restrict_to_family(scores, items, family, codes_np[:, :, 0], n)
+        elif not fused:
+            fam_s, fam_i = family_search(all_q[:, :K], item_vectors(), family,
+                                         codes_np[:, :, 0], n)
+            scores, items = scores.copy(), items.copy()
+            scores[:, :K], items[:, :K] = fam_s, fam_i
+        allowed = allowed_in_family(family, codes_np[:, :, 0])
+    if mixture and not fused:
+        item_matrix = item_vectors()
+        tau, flat_q = temperature, all_q.reshape(B * Q, d)
+        if estimate:
+            lse = log_partition_estimate(flat_q, item_matrix, tau, searched[0].reshape(B * Q, fetch),
+                                         searched[1].reshape(B * Q, fetch), g.partition_sample)
+        else:
+            lse = exact_lse if exact_lse is not None else log_partition(flat_q, item_matrix, tau)
+        lse = lse.reshape(B, Q)
+    return scores, items, allowed, item_matrix, lse
