@@ -175,7 +175,9 @@ def markdown(summary: dict) -> str:
              f"{summary['machine']}, shared with other jobs. One run per cell. wall: the stage's child "
              "process from start to exit; work: the stage itself, after its imports (Feast, torch: seconds "
              "on a loaded machine); peak RSS: the whole process tree, sampled every 0.1 s; events/s from work.",
-             " cpu: user + system seconds of the stage's process and the processes it waited for.",
+             " cpu: user + system seconds of the stage's process and the processes it waited for. Other jobs"
+             " shared the machine and their load varied between rows, so compare cpu (recorded where present)"
+             " more than wall.",
              "", "| log | events | stage | wall s | work s | cpu s | peak RSS GB | events/s | notes |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
