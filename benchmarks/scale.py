@@ -249,7 +249,10 @@ def readme_table(json_path: str | Path = RESULTS / "scale.json") -> str:
     for label, s in summary["logs"].items():
         if "before" in label or "register" not in s["stages"]:
             continue
-        training = "full, early stopping" if "train_full" in s["stages"] else "one epoch"
+        full = next((r["facts"] for r in summary["rows"] if r["log"] == label and r["stage"] == "train_full"),
+                    None)
+        training = (f"full: {full.get('epochs')} epochs, stopped by {full.get('stopped')}" if full
+                    else "one epoch")
         feature = f"{s['feature_stage_s']:.0f} s" if s["feature_stage_s"] else "n/a"
         lines.append(f"| {label} | {s['events']:,} | {s['flow_s'] / 60:.1f} min | {s['flow_peak_gb']:.1f} GB | "
                      f"{feature} | {training} |")

@@ -35,6 +35,6 @@ def test_summary_sums_the_feature_stage_and_compares_before_and_after(tmp_path, 
     assert summary["before_after"]["time_ratio"] == 6.5 and summary["before_after"]["memory_ratio"] == 4.0
     (tmp_path / "scale.json").write_text(json.dumps(summary))
     table = scale.readme_table(tmp_path / "scale.json")
-    assert "| sim-1M | 1,000,000 | 2.6 min | 2.0 GB | 40 s | one epoch |" in table
+    assert "| sim-1M | 1,000,000 | 2.6 min | 2.0 GB | 40 s | one epoch |" in table, table
     assert "before" not in table  # the README shows the flow as it runs now
     assert "sim-1M before" in scale.markdown(summary)
