@@ -153,11 +153,11 @@ def quality_gate(val_recall: float, bentoml_home: str | None, name: str, toleran
 def reference(model_folder: str, training_path: str) -> str:
     from features.events import Interactions
     from model.persistence.saved import load_model
-    from monitoring.reference import validation_histories, write_reference
+    from monitoring.reference import reference_histories, write_reference
 
     loaded = load_model(model_folder)
     data = Interactions.load(training_path)
-    return str(write_reference(loaded, validation_histories(data.events, data.items, loaded.cfg.data),
+    return str(write_reference(loaded, reference_histories(data.events, data.items, loaded.cfg.data),
                                model_folder))
 
 

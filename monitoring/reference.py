@@ -37,6 +37,28 @@ def validation_histories(events: pd.DataFrame, items: pd.DataFrame | None, data_
     return [data.item_ids[np.asarray(h, dtype=np.int64)].tolist() for h in val.full_histories]
 
 
+REFERENCE_USERS = 3000
+
+
+def reference_histories(events: pd.DataFrame, items: pd.DataFrame | None, data_cfg: DataConfig,
+                        max_users: int = REFERENCE_USERS, seed: int = 0) -> list[list[int]]:
+    """The histories the monitor's reference is computed on: every validation user's first 80 % (users the
+    model never trained on) plus training users' latest histories, up to `max_users` in all.
+
+    design choice: served traffic is mostly users the store knows, asking with their latest history, so
+    training users belong in the reference; and 300 validation users (the simulator's) leave most columns
+    "insufficient": a histogram of that size differs from any other by more than the thresholds by chance.
+    """
+    data = SequenceData.from_frames(events, items, data_cfg)
+    val = [data.item_ids[np.asarray(h, dtype=np.int64)].tolist() for h in data.eval_set(1).full_histories]
+    train = data.users_of(0)
+    room = max(max_users - len(val), 0)
+    if room < len(train):
+        train = np.sort(np.random.default_rng(seed).choice(train, size=room, replace=False))
+    latest = [data.item_ids[data.sequence(int(u))[-data_cfg.maxlen:]].tolist() for u in train]
+    return (val + latest)[:max_users]
+
+
 def code_label(codes) -> str:
     """One string per code path, e.g. "3" or "3-7" for a two-level dictionary."""
     return "-".join(str(int(c)) for c in np.atleast_1d(codes))
@@ -120,5 +142,5 @@ def write_reference(loaded: LoadedModel, histories: list[list[int]], folder: str
                "bucket_edges": list(BUCKET_EDGES), "bucket_names": list(BUCKET_NAMES),
                "model": loaded.cfg.model}
     (out / "reference.json").write_text(json.dumps(summary, indent=1))
-    log.info("reference distributions for %d validation users -> %s", len(histories), out)
+    log.info("reference distributions for %d users (validation and training) -> %s", len(histories), out)
     return out
