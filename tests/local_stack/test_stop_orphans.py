@@ -8,7 +8,6 @@ import sys
 import time
 
 import psutil
-import pytest
 
 from local_stack import processes
 
@@ -64,25 +63,13 @@ def test_stop_takes_descendants_that_left_the_process_group(tmp_path):
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from model.config import load_config
-    from model.training.pipeline import train_model
-    from tests.model.conftest import make_events
-
-    events, items = make_events(n_users=60, n_items=40)
-    cfg = load_config("tiny", ["model=gemirec", "train.max_epochs=1", "train.n_negatives=16",
-                               "train.threads=1"])
-    return train_model(events, items, cfg, tmp_path_factory.mktemp("tiny"), progress=False).folder
-
-
-def test_down_frees_the_port_after_the_arbiter_was_force_killed(tmp_path, tiny_folder):
+def test_down_frees_the_port_after_the_arbiter_was_force_killed(tmp_path, tiny_model_folder):
     """`gemirec serve --background` then SIGKILL to BentoML's arbiter: its worker keeps the port until
     `gemirec down` (stop_background) finds it by tag and stops it."""
     from serving.launch import free_port, start_background, stop_background
 
     port, pid_file = free_port(), tmp_path / "service.pid"
-    env = {"GEMIREC_MODEL_FOLDER": str(tiny_folder), "GEMIREC_LOG_DIR": str(tmp_path / "logs")}
+    env = {"GEMIREC_MODEL_FOLDER": str(tiny_model_folder), "GEMIREC_LOG_DIR": str(tmp_path / "logs")}
     url = start_background(env, port, pid_file, ready_timeout_s=240)
     arbiter = int(pid_file.read_text().split()[0])
     try:

@@ -1,21 +1,11 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from model.config import load_config
 from model.training.pipeline import train_model
-from tests.model.conftest import make_events
-
-
-@pytest.fixture(scope="session")
-def tiny_model_folder(tmp_path_factory):
-    """A real saved model: one epoch of the tiny preset on a few synthetic users (a few seconds)."""
-    events, items = make_events(n_users=60, n_items=40)
-    cfg = load_config("tiny", ["model=gemirec", "train.max_epochs=1", "train.n_negatives=16",
-                               "train.threads=1"])
-    return train_model(events, items, cfg, tmp_path_factory.mktemp("tiny"), progress=False).folder
-
 
 # ---------------------------------------------------------------- a real, started service (session-wide)
 
@@ -62,3 +52,10 @@ def served(tmp_path_factory, trained_tiny):
     with serve(env) as server:
         yield Served(server.url, {"Authorization": f"Bearer {TOKEN}"}, reg, trained_tiny, version.tag,
                      log_dir, server)
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    """An HTTP client of the session's served model, with its token."""
+    with httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as c:
+        yield c

@@ -21,12 +21,6 @@ SEED = 22  # fixed, so a failure here reproduces; `schemathesis run` by hand exp
 
 
 @pytest.fixture(scope="module")
-def client(served):
-    with httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def document(client):
     r = client.get("/docs.json")
     assert r.status_code == 200, r.text

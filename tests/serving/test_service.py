@@ -19,12 +19,6 @@ from serving.schemas import MAX_HISTORY, MAX_ID, MAX_K, MAX_N, RecommendRequest
 
 
 @pytest.fixture(scope="module")
-def client(served):
-    with httpx.Client(base_url=served.url, headers=served.headers, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def catalogue(served):
     return pd.read_parquet(served.folder / "items.parquet")
 
