@@ -149,7 +149,9 @@ def load_model(folder: str | Path) -> LoadedModel:
     model.load_state_dict(state)
     model.eval()
     index = ItemIndex.load(folder / "index.faiss")
-    check_index(folder, index, len(items), model.item_matrix().shape[1])
+    with torch.no_grad():  # the scoring dimension from one row, not the whole catalogue through the tower
+        dim = model.candidate_vectors(torch.zeros(1, dtype=torch.long)).shape[-1]  # id 0: padding, always there
+    check_index(folder, index, len(items), dim)
     return LoadedModel(model, cfg, items, index, manifest)
 
 
