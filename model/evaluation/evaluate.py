@@ -6,6 +6,7 @@ Full-catalogue retrieval through an exact FAISS inner-product index; metrics per
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,20 @@ def build_index(model) -> ItemIndex | None:
     if not hasattr(model, "item_matrix"):
         return None  # MostPopular needs none
     return ItemIndex.build(model.item_matrix(), "flat")
+
+
+_COOCCURRENCE: dict[int, object] = {}
+
+
+def training_cooccurrence(data: SequenceData):
+    """The items' training co-occurrence vectors (metrics.cooccurrence_vectors), built once per
+    SequenceData: training validates every epoch and GemiRec's selection evaluates a grid, all on the same
+    data. Keyed by identity (the dataclass is unhashable) and dropped when the data is collected."""
+    key = id(data)
+    if key not in _COOCCURRENCE:
+        _COOCCURRENCE[key] = M.cooccurrence_vectors(data.offsets, data.flat, data.users_of(0), data.n_items)
+        weakref.finalize(data, _COOCCURRENCE.pop, key, None)
+    return _COOCCURRENCE[key]
 
 
 def filter_history(ranked: np.ndarray, histories: np.ndarray, n: int) -> np.ndarray:
@@ -60,6 +75,8 @@ def evaluate(
     filt = data.cfg.filter_history
     has_cat = bool((data.item_category[1:] >= 0).any())
     sums: dict[str, list[np.ndarray]] = {}
+    vectors = training_cooccurrence(data)
+    recommended: list[np.ndarray] = []  # every user's merged top-n_max, for catalogue coverage
 
     def add(store, key, values):
         store.setdefault(key, []).append(values)
@@ -85,11 +102,19 @@ def evaluate(
                         ranked, targets, es.full_histories[lo:hi], data.item_category, n
                     ),
                 )
+        # the merged list a user sees, measured alike for every model; unique_ratio below only looks at
+        # the per-interest lists, which GemiRec's family restriction makes disjoint by construction
+        add(sums, f"ild@{n_max}", M.intra_list_distance_at(ranked, vectors, n_max))
+        if has_cat:
+            add(sums, f"distinct_categories@{n_max}", M.distinct_categories_at(ranked, data.item_category, n_max))
+        recommended.append(np.unique(ranked[:, :n_max]))
         if rec.per_interest is not None:
             add(sums, f"unique_ratio@{n_max}", M.unique_ratio(rec.per_interest[:, :, :n_max]))
         if rec.queries is not None and rec.queries.shape[1] > 1:
             add(sums, "interest_cosine", M.mean_pairwise_cosine(rec.queries))
     out = {k: float(np.nanmean(np.concatenate(v))) for k, v in sums.items()}
+    # an aggregate over users (not a per-user mean), so it stays out of per_user
+    out[f"coverage@{n_max}"] = M.coverage(np.concatenate(recommended) if recommended else np.zeros(0), data.n_items)
     if has_cat:
         novel = np.concatenate(sums[f"novel_recall@{n_max}"])
         out["novel_users"] = float(np.isfinite(novel).sum())

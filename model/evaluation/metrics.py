@@ -92,3 +92,70 @@ def mean_pairwise_cosine(queries: np.ndarray) -> np.ndarray:
     sims = np.einsum("ukd,ujd->ukj", unit, unit)
     iu = np.triu_indices(k, k=1)
     return sims[:, iu[0], iu[1]].mean(axis=1)
+
+
+# ---- merged-list diversity (issue #23): the list a user sees, the same yardstick for every model ----------
+def distinct_categories_at(ranked: np.ndarray, item_category: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct known categories in the top-n; NaN where no item of the top-n has a known one
+    (unknown = -1, like `diversity_at`, so a catalogue without categories gives NaN, not 0)."""
+    top = ranked[:, :n]
+    cats = np.sort(np.where(top >= 0, item_category[np.maximum(top, 0)], -1), axis=1)
+    known = cats >= 0
+    # a known category starts a run where it differs from its left neighbour (the first known one always)
+    starts = known.copy()
+    starts[:, 1:] &= cats[:, 1:] != cats[:, :-1]
+    count = starts.sum(axis=1).astype(np.float64)
+    count[~known.any(axis=1)] = np.nan
+    return count
+
+
+def cooccurrence_vectors(offsets: np.ndarray, flat: np.ndarray, users: np.ndarray, n_items: int):
+    """(n_items + 1, len(users)) scipy CSR: row i = item i's training users (binary), L2-normalised.
+
+    design choice (not from the paper): items are compared by who interacted with them in training, not by
+    any model's embeddings, so that the intra-list distance is one yardstick for every model (MostPopular
+    included) and every dataset, with categories or without. Items without training users get a zero row.
+    """
+    from scipy import sparse  # late: only the harness needs it, not serving
+
+    lengths = offsets[users + 1] - offsets[users]
+    starts = np.repeat(offsets[users], lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = flat[starts + within]
+    cols = np.repeat(np.arange(len(users)), lengths)
+    m = sparse.csr_matrix((np.ones(len(items)), (items, cols)), shape=(n_items + 1, len(users)))
+    m.sum_duplicates()
+    m.data[:] = 1.0  # a user who came back to an item counts once
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m
+
+
+def intra_list_distance_at(ranked: np.ndarray, vectors, n: int) -> np.ndarray:
+    """Mean cosine distance 1 - cos(v_i, v_j) over the pairs of the top-n, with `vectors` the unit rows of
+    `cooccurrence_vectors`; items with a zero row (no training users) and empty slots are left out of the
+    pairs; NaN where fewer than two items remain.
+
+    Vectorised through the identity Σ_{i<j} cos(v_i, v_j) = (‖Σ_i v_i‖² - m) / 2 for m unit vectors, so a
+    batch costs one sparse product instead of U · n² / 2 pair look-ups."""
+    from scipy import sparse
+
+    top = ranked[:, :n]
+    ids = np.maximum(top, 0)
+    has_users = np.diff(vectors.indptr)[ids] > 0
+    keep = (top >= 0) & has_users
+    rows, cols = np.nonzero(keep)
+    pick = sparse.csr_matrix((np.ones(len(rows)), (rows, top[rows, cols])),
+                             shape=(len(top), vectors.shape[0]))
+    total = pick @ vectors  # (U, training users): Σ_i v_i per user
+    sq = np.asarray(total.multiply(total).sum(axis=1)).ravel()
+    m = keep.sum(axis=1).astype(np.float64)
+    pairs = m * (m - 1) / 2
+    mean_cos = np.divide((sq - m) / 2, pairs, out=np.full(len(top), np.nan), where=pairs > 0)
+    return np.clip(1.0 - mean_cos, 0.0, 1.0)  # rounding can leave ±1e-16 outside [0, 1]
+
+
+def coverage(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue's items 1..n_items that appear in at least one list (an aggregate over
+    users, not a per-user value); `recommended` holds item ids in any shape, -1 and 0 ignored."""
+    ids = np.unique(recommended)
+    return float(((ids >= 1) & (ids <= n_items)).sum()) / max(n_items, 1)

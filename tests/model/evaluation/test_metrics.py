@@ -72,3 +72,73 @@ def test_paired_ratio_interval_is_narrower_than_the_users_spread():
     ratio, lo, hi = paired_ratio_ci(noisy, base)
     assert lo < ratio < hi and lo < 1.0 < hi  # pure noise: the interval straddles 1
     assert np.isnan(paired_ratio_ci(np.array([np.nan]), np.array([0.5]))[0])
+
+
+# ---- merged-list diversity (issue #23) -----------------------------------------------------------------------
+def test_distinct_categories_ignore_unknown_and_empty_slots():
+    cat = np.array([-1, 0, 0, 1, -1, 2])  # item 0 is padding, item 4 has no category
+    ranked = np.array([[1, 2, 3, 4, 5], [4, -1, -1, -1, -1], [2, 1, 4, -1, -1]])
+    out = M.distinct_categories_at(ranked, cat, 5)
+    assert out[0] == 3.0  # categories 0, 0, 1, unknown, 2
+    assert np.isnan(out[1])  # nothing with a known category
+    assert out[2] == 1.0
+    assert M.distinct_categories_at(ranked, cat, 2)[0] == 1.0  # cut at n
+
+
+def _cooc(sequences: list[list[int]], n_items: int):
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])])
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+    return M.cooccurrence_vectors(offsets, flat, np.arange(len(sequences)), n_items)
+
+
+def test_intra_list_distance_by_hand():
+    # users: {1, 2, 3}, {1, 2, 4}, {3, 3}: items 1 and 2 share exactly the same users (distance 0), items
+    # 1 and 4 share one of two users (cos 1/√2), items 1 and 3 share one user of 2 and 2 (cos 1/2); the
+    # repeated 3 counts once; item 5 has no training user
+    vec = _cooc([[1, 2, 3], [1, 2, 4], [3, 3]], n_items=5)
+    ild = M.intra_list_distance_at(np.array([[1, 2], [1, 4], [1, 3], [1, 5], [2, -1], [4, 3]]), vec, 2)
+    assert ild[0] == pytest.approx(0.0, abs=1e-12)
+    assert ild[1] == pytest.approx(1 - 1 / np.sqrt(2))
+    assert ild[2] == pytest.approx(0.5)
+    assert np.isnan(ild[3]) and np.isnan(ild[4])  # item 5 left out, an empty slot left out: one item left
+    assert ild[5] == pytest.approx(1.0)  # disjoint users
+    # three items: mean over the 3 pairs (1,2) = 0, (1,3) = 0.5, (2,3) = 0.5
+    assert M.intra_list_distance_at(np.array([[1, 2, 3, 5]]), vec, 4)[0] == pytest.approx(1 / 3)
+
+
+def test_intra_list_distance_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 30, rng.integers(2, 12)).tolist() for _ in range(40)]
+    vec = _cooc(seqs, n_items=31)  # items 30 and 31 have no training users
+    ranked = np.stack([rng.permutation(np.arange(1, 32))[:10] for _ in range(20)])
+    dense = vec.toarray()
+    for row, d in zip(ranked, M.intra_list_distance_at(ranked, vec, 10)):
+        kept = [i for i in row if dense[i].any()]
+        pairs = [1 - dense[a] @ dense[b] for x, a in enumerate(kept) for b in kept[x + 1:]]
+        assert d == pytest.approx(np.mean(pairs))
+
+
+def test_coverage_counts_distinct_items_over_all_lists():
+    lists = np.array([[1, 2, -1], [2, 3, 0]])
+    assert M.coverage(lists, n_items=10) == pytest.approx(0.3)
+    assert M.coverage(np.zeros(0, dtype=np.int64), n_items=10) == 0.0
+
+
+def test_evaluate_reports_merged_list_diversity_for_every_model(tiny_data, tiny_cfg):
+    from model.config import replace
+    from model.evaluation.evaluate import build_index, evaluate, training_cooccurrence
+    from model.training.train import make_model
+
+    popular = evaluate(make_model(replace(tiny_cfg, model="mostpop"), tiny_data), tiny_data, 2, per_user=True)
+    # everyone gets the same 50 items: coverage is exactly 50 of the catalogue
+    assert popular.metrics["coverage@50"] == pytest.approx(50 / tiny_data.n_items)
+    assert "coverage@50" not in popular.per_user  # an aggregate, not a per-user value
+    assert len(popular.per_user["ild@50"]) == len(popular.per_user["recall@50"]) == popular.n_users
+    assert np.isfinite(popular.per_user["ild@50"]).all()
+    # the synthetic catalogue has 4 categories, and 50 of its 60 items span all of them
+    assert popular.metrics["distinct_categories@50"] == 4.0
+    model = make_model(replace(tiny_cfg, model="comirec-sa"), tiny_data)  # untrained is enough here
+    ev = evaluate(model, tiny_data, 2, index=build_index(model))
+    assert 0.0 <= ev.metrics["ild@50"] <= 1.0 and "unique_ratio@50" in ev.metrics
+    assert 50 / tiny_data.n_items <= ev.metrics["coverage@50"] <= 1.0
+    assert training_cooccurrence(tiny_data) is training_cooccurrence(tiny_data)  # built once per data
