@@ -130,20 +130,19 @@ def ingest(log: Log, work: Path, data: Path) -> dict:
 def model_stage(stage: str, work: Path, train: Path) -> dict:
     import torch
 
-    from features.events import Interactions
     from model.config import load_config
 
     torch.set_num_threads(2)
     if stage in ("train_epoch", "train_full"):
-        from model.training.pipeline import train_model
+        from model.training.pipeline import train_folder
 
-        overrides = [f"model={MODEL}", "train.threads=2"]
+        # the preset's 600 s wall-clock budget would cut a big log's full training short: here only early
+        # stopping (train.patience) or max_epochs ends it, which is what "full training" measures
+        overrides = [f"model={MODEL}", "train.threads=2", "train.max_time_s=86400"]
         if stage == "train_epoch":
             overrides += ["train.max_epochs=1", "train.min_epochs=1", "gemirec.warmup_epochs=1",
                           "gemirec.min_warmup_epochs=1"]
-        data = Interactions.load(train)
-        outcome = train_model(data.events, data.items, load_config(PRESET, overrides),
-                              work / stage, progress=False)
+        outcome = train_folder(train, load_config(PRESET, overrides), work / stage, progress=False)
         return {"epochs": outcome.fit.epochs_run, "stopped": outcome.fit.stopped,
                 "val_recall@50": outcome.metrics["val"]["recall@50"],
                 "test_recall@50": outcome.metrics["test"]["recall@50"]}
@@ -163,8 +162,7 @@ def model_stage(stage: str, work: Path, train: Path) -> dict:
         return {"items": int(index.index.ntotal), "kind": index.kind, "folder": str(folder)}
     from model.sequences import SequenceData
 
-    data = Interactions.load(train)
-    sequences = SequenceData.from_frames(data.events, data.items, loaded.cfg.data)
+    sequences = SequenceData.from_parquet(train / "events.parquet", train / "items.parquet", loaded.cfg.data)
     metrics = evaluate(loaded.model, sequences, 2, index=loaded.index).metrics
     return {"test_recall@50": metrics["recall@50"], "folder": str(folder)}
 

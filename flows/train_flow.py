@@ -100,13 +100,11 @@ def training_set(data_path: str, store_dir: str, online: str, out: str) -> str:
 def train(training_path: str, preset: str, model: str, overrides: list[str], run_dir: str,
           lineage: dict) -> str:
     """Train, evaluate and save the model folder; a retry resumes from `<run_dir>/checkpoint`."""
-    from features.events import Interactions
     from model.config import load_config
-    from model.training.pipeline import train_model
+    from model.training.pipeline import train_folder
 
     cfg = load_config(preset, [f"model={model}", *overrides])
-    data = Interactions.load(training_path)
-    outcome = train_model(data.events, data.items, cfg, run_dir, lineage=lineage, progress=False)
+    outcome = train_folder(training_path, cfg, run_dir, lineage=lineage, progress=False)
     return str(outcome.folder)
 
 

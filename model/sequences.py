@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,53 @@ class SequenceData:
             ev = ev.sort_values(["user_id", "event_timestamp"], kind="stable")
         else:
             ev = ev.sort_values("user_id", kind="stable")
-        item_codes, item_uniques = pd.factorize(ev["item_id"], sort=True)
-        user_codes, user_uniques = pd.factorize(ev["user_id"], sort=True)
+        return cls._from_sorted(ev["user_id"].to_numpy(), ev["item_id"].to_numpy(), items, cfg)
+
+    @classmethod
+    def from_parquet(
+        cls, events_path: str | Path, items: pd.DataFrame | str | Path | None, cfg: DataConfig,
+        batch_rows: int = 1 << 20,
+    ) -> SequenceData:
+        """The same sequences as `from_frames` on that file, read straight into three int64 arrays.
+
+        A pandas frame of the whole log costs several copies of it (the frame, its sorted copy, object
+        timestamps); this keeps 24 bytes per event plus the sort's index, so training on a 10M-event log
+        does not need a frame of it. `items` is the small per-item table, or the path of its parquet file.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(events_path)
+        names = set(source.schema_arrow.names)
+        if not {"user_id", "item_id"} <= names:
+            raise ValueError(f"{events_path}: events need user_id and item_id columns, got {sorted(names)}")
+        columns = ["user_id", "item_id"] + (["event_timestamp"] if "event_timestamp" in names else [])
+        n = source.metadata.num_rows
+        arrays = {c: np.empty(n, dtype=np.int64) for c in columns}
+        at = 0
+        for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
+            for c in columns:
+                column = batch.column(c)
+                if pa.types.is_timestamp(column.type):
+                    column = column.cast(pa.timestamp(column.type.unit)).cast(pa.int64())
+                arrays[c][at : at + len(batch)] = column.to_numpy(zero_copy_only=False)
+            at += len(batch)
+        users, item_col = arrays["user_id"], arrays["item_id"]
+        keys = (arrays["event_timestamp"], users) if "event_timestamp" in arrays else (users,)
+        order = np.lexsort(keys)  # stable, like from_frames' sort: ties keep the file's order
+        del arrays
+        users, item_col = users[order], item_col[order]
+        del order
+        if items is not None and not isinstance(items, pd.DataFrame):
+            items = pq.read_table(items).to_pandas()
+        return cls._from_sorted(users, item_col, items, cfg)
+
+    @classmethod
+    def _from_sorted(cls, users: np.ndarray, item_col: np.ndarray, items: pd.DataFrame | None,
+                     cfg: DataConfig) -> SequenceData:
+        """Build from user and item ids already ordered by (user, time)."""
+        item_codes, item_uniques = pd.factorize(item_col, sort=True)
+        user_codes, user_uniques = pd.factorize(users, sort=True)
         flat = item_codes.astype(np.int64) + 1
         counts = np.bincount(user_codes, minlength=len(user_uniques))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

@@ -25,14 +25,17 @@ from pathlib import Path
 from features.datasets import load_dataset
 from model.config import load_config
 from model.training.distributed import init_from_environment, shutdown
-from model.training.pipeline import train_model
+from model.training.pipeline import train_folder, train_model
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="a dataset name, e.g. simulator-tiny, ml-100k")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a dataset name, e.g. simulator-tiny, ml-100k")
+    source.add_argument("--folder", type=Path, help="a saved events/items folder (the flow's training set), "
+                        "read without a pandas copy of the log")
     p.add_argument("--data-dir", default=None, help="folder of the public datasets (or GEMIREC_DATA_DIR)")
     p.add_argument("--preset", default="default")
     p.add_argument("--model", default="gemirec")
@@ -46,11 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     parallel = init_from_environment()
     try:
         cfg = load_config(args.preset, [f"model={args.model}", *args.set])
-        inter = load_dataset(args.dataset, args.data_dir)
         t0 = time.perf_counter()
-        outcome = train_model(inter.events, inter.items, cfg, args.out, progress=False, parallel=parallel)
+        if args.folder is not None:
+            outcome = train_folder(args.folder, cfg, args.out, progress=False, parallel=parallel)
+        else:
+            inter = load_dataset(args.dataset, args.data_dir)
+            outcome = train_model(inter.events, inter.items, cfg, args.out, progress=False, parallel=parallel)
         if outcome is not None:  # rank 0, or the only process
-            run = {"dataset": args.dataset, "model": args.model, "preset": args.preset,
+            run = {"dataset": args.dataset or str(args.folder), "model": args.model, "preset": args.preset,
                    "world_size": parallel.world_size if parallel else 1,
                    "global_batch_size": cfg.train.batch_size, "wall_seconds": time.perf_counter() - t0,
                    "epochs": outcome.fit.epochs_run, "stopped": outcome.fit.stopped,

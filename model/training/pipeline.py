@@ -39,8 +39,22 @@ def train_model(events: pd.DataFrame, items: pd.DataFrame | None, cfg: Config, o
                 parallel: DataParallel | None = None, index_kind: str = "flat") -> TrainOutcome | None:
     """`parallel`: this process is one rank of a torchrun job (model/training/distributed_train.py); only rank 0
     evaluates and saves, and the other ranks get None."""
+    return train_sequences(SequenceData.from_frames(events, items, cfg.data), cfg, out_dir, lineage, progress,
+                           keep_checkpoint, parallel, index_kind)
+
+
+def train_folder(folder: str | Path, cfg: Config, out_dir: str | Path, **kw) -> TrainOutcome | None:
+    """`train_model` on a saved events/items folder (features.events.Interactions.save, the flow's training set),
+    read straight into sequence arrays: no pandas frame of the whole log (model/sequences.py from_parquet)."""
+    folder = Path(folder)
+    return train_sequences(SequenceData.from_parquet(folder / "events.parquet", folder / "items.parquet", cfg.data),
+                           cfg, out_dir, **kw)
+
+
+def train_sequences(data: SequenceData, cfg: Config, out_dir: str | Path, lineage: dict | None = None,
+                    progress: bool = True, keep_checkpoint: bool = False, parallel: DataParallel | None = None,
+                    index_kind: str = "flat") -> TrainOutcome | None:
     out = Path(out_dir)
-    data = SequenceData.from_frames(events, items, cfg.data)
     if data.n_users < 10 or data.n_items < 2:
         raise ValueError(f"too little data to train: {data.n_users} users, {data.n_items} items "
                          "(need at least 10 users and 2 items)")

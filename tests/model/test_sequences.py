@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 
 from model.sequences import SequenceData
 
@@ -35,3 +36,36 @@ def test_cut_batches_history_precedes_target(tiny_data):
     rng = np.random.default_rng(0)
     hist, target = next(tiny_data.cut_batches(8, rng))
     assert (target > 0).all() and (hist[:, -1] > 0).all()
+
+
+def test_from_parquet_gives_the_same_sequences_as_from_frames(tmp_path, tiny_cfg):
+    """The streaming reader must keep from_frames' order: by user, then time, ties in file order."""
+    import pyarrow.parquet as pq
+
+    from features.events import events_to_arrow, items_to_arrow
+    from tests.model.conftest import make_events
+
+    ev, items = make_events(seed=3)
+    rng = np.random.default_rng(1)
+    ev = ev.iloc[rng.permutation(len(ev))].reset_index(drop=True)  # shuffled file order
+    ev.loc[ev.index[:40], "event_timestamp"] = 5  # ties whose order only the file gives
+    ev["event_timestamp"] = pd.to_datetime(ev["event_timestamp"], unit="s", utc=True)
+    pq.write_table(events_to_arrow(ev), tmp_path / "events.parquet")  # unsorted, as a user's file may be
+    pq.write_table(items_to_arrow(items), tmp_path / "items.parquet")
+    framed = SequenceData.from_frames(ev, items, tiny_cfg.data)
+    streamed = SequenceData.from_parquet(tmp_path / "events.parquet", tmp_path / "items.parquet", tiny_cfg.data,
+                                         batch_rows=97)  # several batches
+    assert streamed.fingerprint() == framed.fingerprint()
+    assert (streamed.item_category == framed.item_category).all()
+    assert (streamed.item_attributes == framed.item_attributes).all()
+    assert streamed.n_attributes == framed.n_attributes > 0
+
+
+def test_from_parquet_names_missing_columns(tmp_path, tiny_cfg):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    pq.write_table(pa.table({"user": [1, 2], "item_id": [3, 4]}), tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match="user_id and item_id"):
+        SequenceData.from_parquet(tmp_path / "e.parquet", None, tiny_cfg.data)

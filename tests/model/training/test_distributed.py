@@ -71,3 +71,18 @@ def test_two_processes_train_like_one(tmp_path, monkeypatch):
     assert losses[-1] < losses[0] - 2 * LOSS_TOLERANCE  # it learned
     assert abs(two["final_train_loss"] - one["final_train_loss"]) <= LOSS_TOLERANCE
     assert two["metrics"]["test"]["recall@50"] > 0
+
+
+def test_folder_input_trains_exactly_like_the_dataset_input(tmp_path, monkeypatch):
+    """--folder (a saved training set, read by SequenceData.from_parquet) is the same data as --dataset."""
+    from features.datasets import load_dataset
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    load_dataset("simulator-tiny").save(tmp_path / "set")
+    short = [*SETTINGS[2:], "--set", "train.max_epochs=1"]
+    distributed_train.main(["--dataset", "simulator-tiny", *short, "--out", str(tmp_path / "by-name")])
+    distributed_train.main(["--folder", str(tmp_path / "set"), *short, "--out", str(tmp_path / "by-folder")])
+    by_name, by_folder = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("by-name", "by-folder"))
+    assert by_folder["final_train_loss"] == pytest.approx(by_name["final_train_loss"], abs=1e-6)
+    assert by_folder["metrics"]["test"] == pytest.approx(by_name["metrics"]["test"], abs=1e-9)
