@@ -158,7 +158,10 @@ COLUMNS = [
     ("recall@20", "R@20"), ("recall@50", "R@50"), ("ndcg@20", "NDCG@20"), ("ndcg@50", "NDCG@50"),
     ("hit@20", "HR@20"), ("hit@50", "HR@50"), ("diversity@50", "Div@50"),
     ("novel_recall@50", "Novel R@50"), ("unique_ratio@50", "Unique@50"),
+    # the merged list a user sees (issue #23); runs cached before these existed show "–"
+    ("distinct_categories@50", "Cats@50"), ("ild@50", "ILD@50"), ("coverage@50", "Cov@50"),
 ]
+COUNT_COLUMNS = {"distinct_categories@50"}  # a number of categories, not a share: printed unscaled
 
 
 def _training(label: str, rec: dict) -> str:
@@ -182,7 +185,7 @@ def write_tables(dataset: str, records: list[dict], command: str, cached: list[d
         cells = [label, _training(label, recs[0]),
                  str(len(recs))]
         for key, _ in COLUMNS:
-            cells.append(_fmt([r["test"].get(key) for r in recs]))
+            cells.append(_fmt([r["test"].get(key) for r in recs], 1.0 if key in COUNT_COLUMNS else 100.0))
         cells.append(_fmt([r["test"].get("interest_cosine") for r in recs], 1.0))
         cells.append(_fmt([r["val"].get("recall@50") for r in recs]))
         cells.append(f"{np.median([r['train_seconds'] for r in recs]):.0f}")
@@ -214,7 +217,10 @@ def write_tables(dataset: str, records: list[dict], command: str, cached: list[d
         "",
         f"Made by `{command}` (cached runs under `benchmarks/cache/{dataset}/`).",
         "Metrics in % (mean ± sample std over seeds, ddof = 1); history items are not filtered (ComiRec",
-        "convention).",
+        "convention). Unique@50: distinct items among the K interests' own top-50 lists / (K · 50); the",
+        "merged top-50 a user sees: Cats@50 = distinct item categories (a count), ILD@50 = mean cosine",
+        "distance between the list's items' training-user vectors, Cov@50 = share of the catalogue in any",
+        "test user's list.",
         "Test users' metrics except `val R@50` (validation users: what early stopping and every choice",
         "between variants (labels with a suffix) look at).",
         "`train s` and `eval s` are medians over seeds on this machine (2 CPU cores).",

@@ -97,3 +97,23 @@ def test_gemirecs_own_lr_is_the_lr_it_trained_at():
     assert tuning.effective_lr(cfg) == 2e-3
     cfg["gemirec"]["lr"] = 0.0
     assert tuning.grid_point(cfg) == (1e-3, 4)
+
+
+def test_tables_show_merged_list_diversity_and_a_dash_for_runs_cached_before_it(tmp_path, monkeypatch, tiny):
+    base, _ = tiny
+    old = {key: 0.1 for key, _ in run.COLUMNS[:9]}  # the columns a run cached before issue #23 has
+    new = {**old, "distinct_categories@50": 7.5, "ild@50": 0.8, "coverage@50": 0.25}
+
+    def record(label, metrics):
+        return {"label": label, "seed": 0, "config": replace(base, model="single").to_dict(), "model": "single",
+                "test": metrics, "val": metrics, "test_recall@50_ci95": [0, 1], "train_seconds": 1.0,
+                "test_eval_seconds": 0.1, "epochs": 1, "test_users": 10, "history": [], "created": "t"}
+
+    monkeypatch.setattr(run, "RESULTS", tmp_path)
+    run.write_tables("d", [record("single", new), record("single-old", old)], "cmd")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in (tmp_path / "d.md").read_text().splitlines()
+            if line.startswith("| single")}
+    header = next(line for line in (tmp_path / "d.md").read_text().splitlines() if line.startswith("| model"))
+    at = header.split(" | ").index("Cats@50")
+    assert rows["single"][at: at + 3] == ["7.50", "80.00", "25.00"]  # a count unscaled, shares in %
+    assert rows["single-old"][at: at + 3] == ["–", "–", "–"]
