@@ -19,12 +19,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
 from benchmarks.machine import cpu_model
+from benchmarks.process_tree import run_measured
 from benchmarks.scale_stages import FEATURE_STAGES, LOGS, MODEL_STAGES, stages_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,44 +32,17 @@ WORK = ROOT / "runs" / "scale"
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_LOGS = ("sim-0.1M", "sim-1M", "nowplaying-1M")
 BEFORE_LOG = "sim-1M"
-SAMPLE_S = 0.1
-
-
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for p in [process, *process.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def run_child(log: str, stage: str, work: Path, path: str) -> dict:
     """Time one stage in a fresh interpreter and sample the RSS of its process tree."""
     command = [sys.executable, "-m", "benchmarks.scale_stages", log, stage, str(work), "--path", path]
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
-    started = time.perf_counter()
-    with open(work / f"{stage}.log", "w") as out:
-        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        process, peak = psutil.Process(child.pid), 0
-        while True:
-            # wait4, not poll: its rusage gives the CPU time of the child and the processes it waited for,
-            # which on a machine shared with other jobs says more than the wall time
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                child.returncode = os.waitstatus_to_exitcode(status)
-                break
-            try:
-                peak = max(peak, tree_rss(process))
-            except psutil.NoSuchProcess:
-                pass
-            time.sleep(SAMPLE_S)
-    seconds = time.perf_counter() - started
+    done = run_measured(command, work / f"{stage}.log", ROOT, env)
     facts_path = work / "facts" / f"{stage}.json"
-    facts = json.loads(facts_path.read_text()) if child.returncode == 0 and facts_path.exists() else {}
-    return {"stage": stage, "seconds": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_gb": round(peak / 1e9, 3), "returncode": child.returncode, "facts": facts}
+    facts = json.loads(facts_path.read_text()) if done.returncode == 0 and facts_path.exists() else {}
+    return {"stage": stage, "seconds": done.seconds, "cpu_s": done.cpu_s, "peak_rss_gb": done.peak_rss_gb,
+            "returncode": done.returncode, "facts": facts}
 
 
 def run_log(log_name: str, path: str = "new", force: bool = False, model_stages: bool = True,
