@@ -8,7 +8,9 @@ def test_every_model_gets_a_per_request_time_and_a_ratio_to_the_single_vector(tm
             "--batch", "8", "--batch-calls", "2", "--rounds", "2", "--out", str(tmp_path)]
     model_step.main(args)
     result = json.loads((tmp_path / "model-step-simulator-tiny.json").read_text())
-    assert list(result["models"]) == model_step.MODELS
+    variants = ["gemirec K=4 restricted", "gemirec K=4 unrestricted", "gemirec K=8 restricted",
+                "gemirec K=8 unrestricted"]
+    assert list(result["models"]) == model_step.MODELS + variants
     for m in result["models"].values():
         for size, calls in (("1", 6), ("8", 2)):
             assert m[size]["calls"] == calls
@@ -19,6 +21,9 @@ def test_every_model_gets_a_per_request_time_and_a_ratio_to_the_single_vector(tm
     assert result["models"]["comirec-sa"]["K"] == 4 and result["models"]["single"]["K"] == 1
     g = result["models"]["gemirec"]
     assert g["stage"] == "joint"  # the dictionary and the generator ran in the timed requests
+    fixed = result["models"]["gemirec K=8 unrestricted"]
+    assert fixed["K"] == 8 and fixed["restrict_family"] is False and not fixed["selected_on_validation"]
+    assert result["models"]["gemirec K=4 restricted"]["restrict_family"] is True
     md = (tmp_path / "model-step-simulator-tiny.md").read_text()
     assert f"| gemirec | {g['K']} + u |" in md and "--preset tiny" in md
 
