@@ -52,11 +52,11 @@ class StepConfig:
     dataset: str = "ml-100k"
     preset: str | None = None  # None: the campaign's preset for the dataset (benchmarks/run.py)
     models: tuple[str, ...] = tuple(MODELS)
-    requests: int = 200  # timed one-user calls per model
+    requests: int = 600  # timed one-user calls per model
     warmup_calls: int = 20  # untimed calls first: lazy initialisation is not a request's cost
     batch: int = 64
-    batch_calls: int = 20  # timed calls of `batch` users per model
-    rounds: int = 5  # the timed calls are split into this many interleaved rounds
+    batch_calls: int = 40  # timed calls of `batch` users per model
+    rounds: int = 20  # the timed calls are split into this many interleaved rounds
     threads: int = 1
     seed: int = 0
     overrides: tuple[str, ...] = ()
@@ -126,8 +126,11 @@ def measure(trained: dict, histories: np.ndarray, sc: StepConfig) -> dict[str, d
     times = {name: {"1": [], str(sc.batch): []} for name in trained}
     one_per_round = -(-sc.requests // sc.rounds)
     batch_per_round = -(-sc.batch_calls // sc.rounds)
+    names = list(trained)
     for r in range(sc.rounds):
-        for name, (model, index, _) in trained.items():
+        # each round starts one model further along, so no model always follows the same neighbour
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            model, index, _ = trained[name]
             for i in range(r * one_per_round, min((r + 1) * one_per_round, sc.requests)):
                 times[name]["1"].append(_timed(model, index, histories[i % rows: i % rows + 1]))
             for c in range(r * batch_per_round, min((r + 1) * batch_per_round, sc.batch_calls)):
