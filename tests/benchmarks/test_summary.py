@@ -141,3 +141,16 @@ def test_the_moonshot_needs_the_point_at_1_10_and_the_lower_end_at_1_05(tmp_path
     _write(tmp_path, monkeypatch, table)
     assert "reached on no dataset." in "\n".join(verdicts.verdict_lines(["ml-100k"], ["single"],
                                                                          ["single", "gemirec"], set()))
+
+
+def test_merged_list_diversity_lists_only_models_whose_runs_measured_it(tmp_path, monkeypatch):
+    measured = {"seeds": [0, 1], "test": {"recall@50": [0.1, 0.1], "unique_ratio@50": [0.9, 0.7],
+                                          "distinct_categories@50": [6.0, 8.0], "ild@50": [0.5, 0.7],
+                                          "coverage@50": [None, 0.25]}}
+    cached_before = {"seeds": [0], "test": {"recall@50": [0.1], "unique_ratio@50": [0.9]}}
+    (tmp_path / "ml-100k.json").write_text(json.dumps({"gemirec": measured, "single": cached_before}))
+    monkeypatch.setattr(summary, "RESULTS", tmp_path)
+    rows = [r for r in summary._merged_diversity() if r.startswith("| ml-100k")]
+    assert rows == ["| ml-100k | gemirec | 80.0 | 7.0 | 60.0 | 25.0 |"]
+    (tmp_path / "ml-100k.json").write_text(json.dumps({"single": cached_before}))
+    assert summary._merged_diversity() == []  # nothing measured yet: no section
