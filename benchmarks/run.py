@@ -39,6 +39,11 @@ DATASET_PRESETS = {
     "lastfm-s3rec": "long",
     "simulator": "simulator",
     "simulator-tiny": "tiny",
+    # the large catalogues (issue #23), by history length, not tuned: sessions are short (mean 4.9 and 7.4
+    # items), like the Amazon sets; Gowalla's users are long (median 20) and unordered (sorted by item id)
+    "nowplaying-sessions": "amazon",
+    "diginetica-sessions": "amazon",
+    "gowalla-lightgcn": "long",
 }
 ALL_MODELS = list(BASELINES) + ["gemirec"]
 TRAINING = {
