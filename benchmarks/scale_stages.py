@@ -37,9 +37,7 @@ class Log:
 LOGS = {log.name: log for log in (
     Log("sim-0.1M", "simulator", 100_000),
     Log("sim-1M", "simulator", 1_000_000),
-    # one epoch on the real log: at 1,780 steps of 64 sessions, GemiRec's joint epochs take ~6 min each on 2
-    # cores, so a full training is over an hour; sim-1M is the full training at this size
-    Log("nowplaying-1M", "dataset", dataset="nowplaying-sessions", full_training=False),
+    Log("nowplaying-1M", "dataset", dataset="nowplaying-sessions"),
     Log("sim-10M", "simulator", 10_000_000, full_training=False),
     Log("sim-10M-bad", "csv", 10_000_000, malformed_share=0.01, full_training=False, feature_only=True),
 )}
