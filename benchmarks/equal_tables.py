@@ -215,6 +215,44 @@ def markdown(tables: dict) -> list[str]:
     return out
 
 
+def _bars_cell(r: dict | None, bars: tuple[float, ...]) -> str:
+    if r is None:
+        return "–"
+    if r["lo"] is None:
+        return f"{r['ratio']:.3f} ({r['model']}; no per-user results): undecided"
+    judged = "; ".join(f"≥ {b:.2f} **{judge(r, b)}**" for b in bars)
+    return f"{r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['model']}, {r['seeds']} seeds): {judged}"
+
+
+def verdict_lines(tables: dict, long: set[str], multi_bar: float = 1.10) -> list[str]:
+    """summary.md's bar verdicts (decisions 1-2) from the equal-budget tables, with the older section's
+    bars, plus whether GemiRec is at least as good: the question an equal budget can answer."""
+    if not tables:
+        return []
+    rows, reached = [], []
+    for ds, t in tables.items():
+        r = t["ratios"]
+        single_bar = 1.05 if ds in long else 1.00
+        multi = ("retired (decision 1: the simulator is judged against its ceiling)" if ds == "simulator"
+                 else _bars_cell(r.get("best multi-interest"), (AT_LEAST_AS_GOOD, multi_bar)))
+        single = _bars_cell(r.get("single"), tuple(sorted({AT_LEAST_AS_GOOD, single_bar})))
+        best = _bars_cell(r.get("best baseline"), (AT_LEAST_AS_GOOD, MOONSHOT))
+        if "best baseline" in r and moonshot(r["best baseline"]):
+            reached.append(ds)
+        rows.append(f"| {ds} | {multi} | {single} | {best} |")
+    return ["", "## Bar verdicts, equal tuning budget (issue #23, decisions 1-2)", "",
+            "The same bars on the campaign rebuilt under an equal budget (`equal.md`, made by",
+            f"`{COMMAND}`): every model chose its lr (and K) on seed 0's validation users, GemiRec",
+            "its lr and post-training settings; seeds 0-2 at the chosen point. Paired ratio of test R@50 means",
+            "with the 95 % interval over test users; each bar judged as above. Datasets not listed have only the",
+            "older campaign. Time to quality and the unique ratio (decisions 3-4) are judged above, from the",
+            "older campaign's runs.", "",
+            "| dataset | ÷ best multi-interest (≥ 1.00; bar 1.10) | ÷ single (≥ 1.00; bar 1.05 on long histories) "
+            "| ÷ best of all (≥ 1.00; goal 1.10) |", "|---|---|---|---|", *rows,
+            "", "Moonshot under the equal budget (≥ 1.10 × the best of all baselines, lower end ≥ 1.05): "
+            + (f"reached on {', '.join(reached)}." if reached else "reached on no dataset.")]
+
+
 def write(tables: dict) -> None:
     slim = {ds: {"models": {m: {k: v for k, v in e.items() if k != "per_user"} for m, e in t["models"].items()},
                  "ratios": t["ratios"]} for ds, t in tables.items()}

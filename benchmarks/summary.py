@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from benchmarks import equal_tables
 from benchmarks.run import RESULTS, ROOT
 from benchmarks.verdicts import options_lines, quality_lines, verdict_lines
 from model.evaluation.evaluate import paired_ratio_ci
@@ -74,7 +75,8 @@ def summary_lines() -> list[str]:
             f"| {_mean(g) / single:.3f} (bar {bar:.2f}) "
             f"| {_mean(g) / _mean(table[best_all]):.3f} ({best_all}) "
             f"| {time_ratio:.2f} | {back_to_back.get(ds, '–')} |")
-    return lines + ratios + verdict_lines(DATASETS, MULTI, MODELS, LONG) + quality_lines(DATASETS) + \
+    return lines + ratios + verdict_lines(DATASETS, MULTI, MODELS, LONG) + \
+        equal_tables.verdict_lines(equal_tables.build(), LONG) + quality_lines(DATASETS) + \
         options_lines(DATASETS, MODELS) + _validation() + _paired() + _ceiling() + _diversity() + \
         _merged_diversity() + _learning_rates() + [
         "", "Campaign training times come from runs made at different times under different loads (two",
@@ -284,12 +286,29 @@ README = ROOT.parent / "README.md"
 README_START, README_END = "<!-- results:start (python -m benchmarks.summary) -->", "<!-- results:end -->"
 
 
+def _equal_row(ds: str, table: dict) -> str | None:
+    """The README row of a dataset from its equal-budget table (`benchmarks.equal_tables`)."""
+    models, r = table["models"], table["ratios"]
+    if "gemirec" not in models or "single" not in r or "best multi-interest" not in r:
+        return None
+    best = r["best multi-interest"]["model"]
+    # ratios of the means shown, as in the older rows (equal.md has the paired intervals)
+    g, s, b = (100 * models[m]["test_recall@50"]["mean"] for m in ("gemirec", "single", best))
+    return f"| {ds} | equal | {s:.2f} | {b:.2f} ({best}) | {g:.2f} | {g / b:.3f} | {g / s:.3f} |"
+
+
 def readme_table() -> list[str]:
     """The README's results table: test R@50 means of the single vector, the best multi-interest
-    baseline and GemiRec per dataset, with GemiRec's two ratios. Rebuilt, never typed."""
-    lines = ["| dataset | single vector | best multi-interest | GemiRec | ÷ multi-interest | ÷ single |",
-             "|---|---|---|---|---|---|"]
+    baseline and GemiRec per dataset, with GemiRec's two ratios; from the equal-budget campaign where a
+    dataset has one, else from the older campaign (GemiRec tuned, baselines not). Rebuilt, never typed."""
+    lines = ["| dataset | tuning budget | single vector | best multi-interest | GemiRec | ÷ multi-interest "
+             "| ÷ single |", "|---|---|---|---|---|---|---|"]
+    equal = equal_tables.build()
     for ds in DATASETS:
+        row = _equal_row(ds, equal[ds]) if ds in equal else None
+        if row is not None:
+            lines.append(row)
+            continue
         path = RESULTS / f"{ds}.json"
         if not path.exists():
             continue
@@ -299,7 +318,11 @@ def readme_table() -> list[str]:
             continue
         best = max(multi, key=lambda m: _mean(table[m]))
         g, s, b = _mean(table["gemirec"]), _mean(table["single"]), _mean(table[best])
-        lines.append(f"| {ds} | {100 * s:.2f} | {100 * b:.2f} ({best}) | {100 * g:.2f} | {g / b:.3f} | {g / s:.3f} |")
+        lines.append(f"| {ds} | older: GemiRec tuned more | {100 * s:.2f} | {100 * b:.2f} ({best}) | {100 * g:.2f} "
+                     f"| {g / b:.3f} | {g / s:.3f} |")
+    if equal:
+        lines += ["", "equal: every model chose its lr (and K) on validation users (`benchmarks/results/equal.md`, "
+                  "with paired intervals); older: only GemiRec chose its lr and settings."]
     return lines
 
 
@@ -329,6 +352,7 @@ def render_readme(text: str) -> str:
 
 
 def main() -> None:
+    equal_tables.write(equal_tables.build())
     out = RESULTS / "summary.md"
     out.write_text("\n".join(summary_lines()) + "\n")
     print(out.read_text())

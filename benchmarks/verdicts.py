@@ -117,7 +117,9 @@ def verdict_lines(datasets: list[str], multi: list[str], models: list[str], long
         if u and not np.isnan(u[0]) and not np.isnan(u[1]):
             judged += 1
             wins += u[0] > u[1]
-    out = ["", "## Bar verdicts (issue #23, decisions 1-4)", "",
+    out = ["", "## Bar verdicts, older campaign (issue #23, decisions 1-4)", "",
+           "From the per-dataset tables, where GemiRec chose its lr and post-training settings on validation",
+           "users and the baselines kept their preset's lr and K (not an equal tuning budget).", "",
            "GemiRec's ratio of test R@50 means, paired on the same test users and seeds, with the 95 %",
            "bootstrap interval over test users: **met** when the interval's lower end is at or above the bar,",
            "**failed** when its upper end is below it, **undecided** otherwise. Best baselines by test R@50",

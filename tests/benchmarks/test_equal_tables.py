@@ -119,3 +119,18 @@ def test_write_leaves_the_per_user_arrays_out_of_the_json(tables):
     assert "per_user" not in saved[DS]["models"]["gemirec"]
     assert saved[DS]["ratios"]["single"]["model"] == "single"
     assert (et.RESULTS / "equal.md").read_text().startswith("# Equal tuning budget")
+
+
+def test_summary_verdicts_use_the_decision_bars_and_the_readme_row_the_means(tables):
+    from benchmarks import summary
+
+    out = et.verdict_lines(tables, {DS})
+    row = next(x for x in out if x.startswith(f"| {DS} |"))
+    multi, single, best = row.split(" | ")[1:4]
+    assert multi.endswith("≥ 1.00 **failed**; ≥ 1.10 **failed**")  # 0.8 × ComiRec-SA
+    assert single.endswith("≥ 1.00 **met**; ≥ 1.05 **met**")  # 1.2 × single, a long-history dataset
+    assert "(comirec-sa, 2 seeds)" in best and "reached on no dataset." in out[-1]
+    assert et.verdict_lines({}, {DS}) == []  # no equal-budget campaign yet: no section
+    g, s, sa = (100 * tables[DS]["models"][m]["test_recall@50"]["mean"] for m in ("gemirec", "single", "comirec-sa"))
+    assert summary._equal_row(DS, tables[DS]) == (f"| {DS} | equal | {s:.2f} | {sa:.2f} (comirec-sa) | {g:.2f} "
+                                                  f"| {g / sa:.3f} | {g / s:.3f} |")
