@@ -134,3 +134,14 @@ def test_summary_verdicts_use_the_decision_bars_and_the_readme_row_the_means(tab
     g, s, sa = (100 * tables[DS]["models"][m]["test_recall@50"]["mean"] for m in ("gemirec", "single", "comirec-sa"))
     assert summary._equal_row(DS, tables[DS]) == (f"| {DS} | equal | {s:.2f} | {sa:.2f} (comirec-sa) | {g:.2f} "
                                                   f"| {g / sa:.3f} | {g / s:.3f} |")
+
+
+def test_a_campaign_still_running_leaves_out_what_has_not_chosen(tmp_path, monkeypatch):
+    single = {s: _record("single", s, 1e-3, 4, BASE) for s in range(3)}
+    _campaign(tmp_path, monkeypatch, {"single": ([(1e-3, None)], (1e-3, None), single)})
+    campaign = json.loads((et.RESULTS / f"equal-{DS}.json").read_text())
+    campaign["gemirec"] = {"grid": [{"lr": 1e-3, "K": None}], "options": 3}  # grid not finished: no choice
+    (et.RESULTS / f"equal-{DS}.json").write_text(json.dumps(campaign))
+    t = et.build()[DS]
+    assert list(t["models"]) == ["single"] and t["ratios"] == {}
+    assert f"| {DS} | – | – | – | – | – |" in et.markdown({DS: t})
