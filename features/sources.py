@@ -196,3 +196,23 @@ def write_streamed(data_folder: Path, history_path: Path, history_items: int, cr
     tmp.replace(history_path)
     items = _items_from_arrow(pq.read_table(data_folder / "items.parquet"))
     return rows, item_profile_from(counter, items, created)
+
+
+def time_windows(times: pa.ChunkedArray | pa.Array, start: datetime, end: datetime, rows: int
+                 ) -> list[tuple[datetime, datetime]]:
+    """Consecutive [start, end) windows that each hold about ``rows`` of a source's rows, in time order.
+
+    Feast's local materialization loads a whole window's rows before it writes them, so one window over
+    a source of 250k user histories held ~1.7 GB. Each row of ``user_history`` is a user's latest state,
+    so a user falls in exactly one window; an item whose profile has several rows gets them written
+    window by window in time order, the latest last: the online values are those of one big window.
+    """
+    if rows <= 0 or len(times) <= rows:
+        return [(start, end)]
+    if isinstance(times, pa.ChunkedArray):
+        times = times.combine_chunks()
+    micros = np.sort(times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy())
+    lo, hi = pd.Timestamp(start).value // 1_000, pd.Timestamp(end).value // 1_000
+    cuts = [c for c in np.unique(micros[rows::rows]) if lo < c < hi]  # a window opens at every rows-th row
+    bounds = [start, *(pd.Timestamp(int(c), unit="us", tz="UTC").to_pydatetime() for c in cuts), end]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))

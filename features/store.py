@@ -257,10 +257,14 @@ def apply(cfg: StoreConfig) -> list[str]:
     return sorted(o.name for o in objects)
 
 
-def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime | None = None
-                ) -> dict[str, str]:
-    """Offline → online up to ``end`` (now). A view's first run covers its whole source; later runs start
-    at the previous end, so calling this twice writes nothing new the second time."""
+MATERIALIZE_WINDOW_ROWS = 50_000  # source rows per Feast materialize call: bounds its memory (sources.time_windows)
+
+
+def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime | None = None,
+                window_rows: int = MATERIALIZE_WINDOW_ROWS) -> dict[str, str]:
+    """Offline → online up to ``end`` (now). A view's first run covers its whole source, in time windows of
+    about ``window_rows`` rows; later runs start at the previous end, so calling this twice writes nothing
+    new the second time."""
     store = open_store(cfg)
     end = end or datetime.now(UTC)
     done = {}
@@ -272,9 +276,11 @@ def materialize(cfg: StoreConfig, views: list[str] | None = None, end: datetime 
                 done[name] = "empty source, skipped"
                 continue
             start = times.combine_chunks().to_pandas().min().to_pydatetime() - timedelta(seconds=1)
-            with _quiet():
-                store.materialize(start_date=start, end_date=end, feature_views=[name])
-            done[name] = f"full {start:%Y-%m-%d} → {end:%Y-%m-%d %H:%M}"
+            windows = sources.time_windows(times, start, end, window_rows)
+            for lo, hi in windows:
+                with _quiet():
+                    store.materialize(start_date=lo, end_date=hi, feature_views=[name])
+            done[name] = f"full {start:%Y-%m-%d} → {end:%Y-%m-%d %H:%M} in {len(windows)} window(s)"
         else:
             previous = view.most_recent_end_time
             with _quiet():

@@ -101,3 +101,41 @@ def test_latest_only_sources_materialize_the_same_online_values(tmp_path):
         assert store.online_history(cfg, [1, 2, 3, 4, 5]) == values[layout]
     assert values["latest"] == values["per_event"] == {1: [11, 10, 12], 2: [11, 12], 3: [13], 4: [11], 5: []}
     assert pq.read_metadata(tmp_path / "latest" / "data" / "user_history.parquet").num_rows == 4
+
+
+def test_materializing_in_small_windows_writes_the_same_online_values(tmp_path):
+    """Windows of 2 rows: every user and item lands in a window; values equal one window over everything."""
+    inter = interactions()
+    values = {}
+    for rows in (0, 2):
+        cfg = store.StoreConfig(tmp_path / f"w{rows}", history_items=3)
+        sources_for(cfg, inter)
+        done = store.materialize(cfg, window_rows=rows)
+        n_windows = int(done["user_history"].split(" in ")[1].split()[0])
+        assert n_windows == 1 if rows == 0 else n_windows > 1
+        profiles = store.open_store(cfg).get_online_features(
+            ["item_profile:category", "item_profile:popularity"], [{"item_id": i} for i in (10, 11, 12, 13)],
+        ).to_dict()
+        values[rows] = (store.online_history(cfg, [1, 2, 3, 4, 5]), profiles)
+        assert store.materialize(cfg, window_rows=rows)["user_history"].startswith("incremental")
+    assert values[2] == values[0]
+    assert values[0][0] == {1: [11, 10, 12], 2: [11, 12], 3: [13], 4: [11], 5: []}
+    assert None not in values[0][1]["category"]  # every item's profile reached the online store
+
+
+def test_time_windows_cover_every_row_once():
+    import pyarrow as pa
+    from datetime import UTC, datetime
+
+    from features.sources import time_windows
+
+    stamps = [datetime(2024, 1, d, tzinfo=UTC) for d in (5, 1, 3, 3, 3, 9, 2, 7)]
+    times = pa.chunked_array([pa.array(stamps[:3], pa.timestamp("us", tz="UTC")),
+                              pa.array(stamps[3:], pa.timestamp("us", tz="UTC"))])
+    start, end = datetime(2023, 12, 31, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    windows = time_windows(times, start, end, 2)
+    assert windows[0][0] == start and windows[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))  # contiguous, no gap
+    counts = [sum(lo <= t < hi for t in stamps) for lo, hi in windows]
+    assert sum(counts) == len(stamps) and len(windows) >= 3
+    assert time_windows(times, start, end, 100) == [(start, end)]
