@@ -32,14 +32,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_FOLDER = ROOT / "runs" / "scale" / "nowplaying-1M" / "training_set"
 
 
-def settings(seed: int, epochs: int, warmup: int, threads: int) -> list[str]:
-    pairs = {"train.seed": seed, "train.threads": threads, "train.max_epochs": epochs, "train.min_epochs": epochs,
+def settings(seed: int, epochs: int, warmup: int, threads: int, batch_size: int | None = None) -> list[str]:
+    pairs = {**({"train.batch_size": batch_size} if batch_size else {}),
+             "train.seed": seed, "train.threads": threads, "train.max_epochs": epochs, "train.min_epochs": epochs,
              "train.patience": 1000, "train.max_time_s": 1e9, "gemirec.warmup_epochs": warmup,
              "gemirec.min_warmup_epochs": warmup}
     return [arg for k, v in pairs.items() for arg in ("--set", f"{k}={v}")]
 
 
-def run_one(folder: Path, work: Path, processes: int, seed: int, epochs: int, warmup: int) -> dict:
+def run_one(folder: Path, work: Path, processes: int, seed: int, epochs: int, warmup: int,
+            batch_size: int | None = None) -> dict:
     """One training run (cached): `processes` 1 runs distributed_train directly, more run it under torchrun."""
     out = work / f"p{processes}-s{seed}"
     cached = out / "measured.json"
@@ -47,7 +49,7 @@ def run_one(folder: Path, work: Path, processes: int, seed: int, epochs: int, wa
         return json.loads(cached.read_text())
     out.mkdir(parents=True, exist_ok=True)
     train = ["-m", "model.training.distributed_train", "--folder", str(folder), "--preset", "long",
-             "--model", "gemirec", *settings(seed, epochs, warmup, 2 // processes), "--out", str(out)]
+             "--model", "gemirec", *settings(seed, epochs, warmup, 2 // processes, batch_size), "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS=str(2 // processes), PYTHONWARNINGS="ignore")
     if processes > 1:
@@ -89,7 +91,8 @@ def markdown(report: dict) -> str:
              f"`{report['command']}`, commit {report['commit']}, {report['machine']}. Training set "
              f"`{report['folder']}` ({report['events']:,} events). GemiRec, `long` preset, {report['epochs']} "
              f"epochs ({report['warmup']} of warm-up), no early stopping; 1 process × 2 threads against 2 "
-             "processes × 1 thread, same global batch. Peak RSS: the whole process tree.", "",
+             f"processes × 1 thread, same global batch ({report.get('batch_size', 64)}). Peak RSS: the whole "
+             "process tree.", "",
              "| processes | seed | val R@50 | test R@50 | final train loss | training s | whole run s | cpu s "
              "| peak RSS GB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
@@ -112,12 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--two-seeds", default="0", help="2-process seeds")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the preset's 64)")
     args = p.parse_args(argv)
     if not (args.folder / "events.parquet").exists():
         raise SystemExit(f"{args.folder} has no events.parquet: build it first (see this module's docstring)")
-    work = ROOT / "runs" / "distributed" / f"{args.folder.parent.name}-e{args.epochs}-w{args.warmup}"
-    rows = [run_one(args.folder, work, 1, int(s), args.epochs, args.warmup) for s in args.seeds.split(",")]
-    rows += [run_one(args.folder, work, 2, int(s), args.epochs, args.warmup) for s in args.two_seeds.split(",")]
+    work = ROOT / "runs" / "distributed" / (f"{args.folder.parent.name}-e{args.epochs}-w{args.warmup}"
+                                            f"-b{args.batch_size or 'preset'}")
+    rows = [run_one(args.folder, work, 1, int(s), args.epochs, args.warmup, args.batch_size)
+            for s in args.seeds.split(",")]
+    rows += [run_one(args.folder, work, 2, int(s), args.epochs, args.warmup, args.batch_size)
+             for s in args.two_seeds.split(",")]
     import pyarrow.parquet as pq
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -126,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
               "commit": commit, "machine": f"{cpu_model()}, {os.cpu_count()} cores",
               "folder": str(args.folder.relative_to(ROOT) if args.folder.is_relative_to(ROOT) else args.folder),
               "events": pq.ParquetFile(args.folder / "events.parquet").metadata.num_rows,
-              "epochs": args.epochs, "warmup": args.warmup, "rows": rows, "verdict": verdict(rows)}
+              "epochs": args.epochs, "warmup": args.warmup, "batch_size": args.batch_size or "the preset's",
+              "rows": rows, "verdict": verdict(rows)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "distributed.json").write_text(json.dumps(report, indent=1))
     (RESULTS / "distributed.md").write_text(markdown(report))
