@@ -7,7 +7,8 @@ margin over the single vector against catalogue size across every dataset.
 
 Every (dataset, model, dim) run goes through `benchmarks.run.run_one` at one seed, one torch thread and no
 time budget that can cut a still-improving run, so the command resumes where it stopped: finished runs are
-read back from `benchmarks/cache/`. A run cached by another command is reused when its config is the
+read back from `benchmarks/cache/` (a run killed mid-training starts again from its first epoch: `run_one`
+keeps no checkpoint). A run cached by another command is reused when its config is the
 point's, it was made with one thread, and any budget it had never stopped it (as in
 `benchmarks.campaign_equal`). Each model's dimension is also chosen on validation users (best seed-0
 validation R@50), the choice the issue's moonshot asks for.
@@ -241,11 +242,11 @@ def _ratio(p: dict) -> str:
 
 
 def markdown(summary: dict) -> str:
-    out = ["# Capacity curve (issue #23)", "",
-           f"Made by `{summary['command']}` at commit {summary['commit']} on {summary['machine']}: seed "
-           f"{summary['seed']}, one torch thread, no time budget (early stopping ends a run). Test and validation",
-           "R@50 in %; `train s` on that machine. Each model's dimension is chosen on validation users (best",
-           "validation R@50); GemiRec ÷ single is the ratio of test R@50 means.", ""]
+    out = ["# Capacity curve (issue #23)", "", f"Made by `{summary['command']}`",
+           f"at commit {summary['commit']} on {summary['machine']}: seed {summary['seed']}, one torch thread, no",
+           "time budget (early stopping ends a run). Test and validation R@50 in %; `train s` on that machine.",
+           "Each model's dimension is chosen on validation users (best validation R@50); GemiRec ÷ single is",
+           "the ratio of test R@50.", ""]
     for ds, entry in summary["datasets"].items():
         runs = {(r["model"], r["dim"]): r for r in summary["runs"] if r["dataset"] == ds}
         out += [f"## {display(ds)}: {summary['catalogue'][ds]:,} items", "",
