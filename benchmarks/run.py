@@ -118,9 +118,9 @@ def run_one(dataset: str, data: SequenceData, cfg: Config, label: str, force: bo
     model = make_model(cfg, data)
     fit_result = fit(model, data, cfg, progress=console.is_terminal)
     index = build_index(model)
-    val = evaluate(model, data, 1, index=index)
+    val = evaluate(model, data, 1, index=index, ild=True)
     t0 = time.perf_counter()
-    test = evaluate(model, data, 2, index=index, per_user=True)
+    test = evaluate(model, data, 2, index=index, per_user=True, ild=True)
     test_seconds = time.perf_counter() - t0
     lo, hi = bootstrap_ci(test.per_user["recall@50"])
     diagnostics = {}

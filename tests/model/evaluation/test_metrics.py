@@ -129,7 +129,8 @@ def test_evaluate_reports_merged_list_diversity_for_every_model(tiny_data, tiny_
     from model.evaluation.evaluate import build_index, evaluate, training_cooccurrence
     from model.training.train import make_model
 
-    popular = evaluate(make_model(replace(tiny_cfg, model="mostpop"), tiny_data), tiny_data, 2, per_user=True)
+    popular = evaluate(make_model(replace(tiny_cfg, model="mostpop"), tiny_data), tiny_data, 2, per_user=True,
+                       ild=True)
     # everyone gets the same 50 items: coverage is exactly 50 of the catalogue
     assert popular.metrics["coverage@50"] == pytest.approx(50 / tiny_data.n_items)
     assert "coverage@50" not in popular.per_user  # an aggregate, not a per-user value
@@ -138,7 +139,8 @@ def test_evaluate_reports_merged_list_diversity_for_every_model(tiny_data, tiny_
     # the synthetic catalogue has 4 categories, and 50 of its 60 items span all of them
     assert popular.metrics["distinct_categories@50"] == 4.0
     model = make_model(replace(tiny_cfg, model="comirec-sa"), tiny_data)  # untrained is enough here
-    ev = evaluate(model, tiny_data, 2, index=build_index(model))
+    ev = evaluate(model, tiny_data, 2, index=build_index(model), ild=True)
     assert 0.0 <= ev.metrics["ild@50"] <= 1.0 and "unique_ratio@50" in ev.metrics
+    assert "ild@50" not in evaluate(model, tiny_data, 2).metrics  # asked for, not by default
     assert 50 / tiny_data.n_items <= ev.metrics["coverage@50"] <= 1.0
     assert training_cooccurrence(tiny_data) is training_cooccurrence(tiny_data)  # built once per data
