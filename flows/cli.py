@@ -122,12 +122,14 @@ def evaluate(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from e
     source = events or dataset
-    table = Table(title=f"{loaded.cfg.model} on {source}, {result.n_users} {split} users")
+    # the heading on its own line: as a table title rich wraps it to the table's width
+    console.print(f"[bold]{loaded.cfg.model} on {source}, {result.n_users} {split} users[/]")
+    table = Table()
     table.add_column("metric")
-    table.add_column("value (%)")
+    table.add_column("value")
     for key, value in result.metrics.items():
-        if "@" in key:
-            table.add_row(key, f"{100 * value:.2f}")
+        if "@" in key:  # shares in %, except the count of distinct categories in a list
+            table.add_row(key, f"{value:.2f}" if key.startswith("distinct_") else f"{100 * value:.2f} %")
     console.print(table)
     if result.n_unknown_events:
         console.print(f"{result.n_unknown_events} of {result.n_events} events are on items the model does "
