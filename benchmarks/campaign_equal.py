@@ -63,9 +63,11 @@ def candidates(base: Config, model: str, lr: float, k: int | None, seed: int) ->
     return out
 
 
-def find_cached(dataset: str, fingerprint: str, options: list[tuple[Config, bool]], seed: int) -> dict | None:
-    """A cached record (any label) of one of `options`, made with THREADS threads and not cut by a budget."""
-    folder = CACHE / dataset
+def find_cached(dataset: str, fingerprint: str, options: list[tuple[Config, bool]], seed: int,
+                cache: Path | None = None) -> dict | None:
+    """A cached record (any label) of one of `options`, made with THREADS threads and not cut by a budget;
+    `cache` is the campaign cache's folder (default CACHE; benchmarks.capacity passes the one it reads)."""
+    folder = (cache or CACHE) / dataset
     for cfg, budgeted in options:
         key = run_key(dataset, fingerprint, cfg)
         for path in sorted(folder.glob(f"*-s{seed}-{key}*.json")):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import equal_tables, run
+from benchmarks.campaign_equal import NO_BUDGET_S, THREADS, find_cached
 from benchmarks.machine import cpu_model
 from benchmarks.run import DATASET_PRESETS, console
 from model.config import Config, load_config, replace
@@ -37,8 +38,6 @@ from model.config import Config, load_config, replace
 DATASETS = ["amazon-beauty-s3rec", "nowplaying-sessions"]  # the issue's: a reference set and the largest catalogue
 DIMS = (16, 32, 64, 128)
 MODELS = ("single", "gemirec")
-THREADS = 1
-NO_BUDGET_S = 1e9  # seconds: longer than any run, so only early stopping ends one
 MARGIN_DIM = 64  # the dimension every campaign trains at: the capacity runs' point on the margin panel
 NO_ORDER = {"gowalla-lightgcn"}  # items sorted by id, not time: sequence models read no order there
 SOURCES = {"equal": "equal budget", "older": "older campaign", "capacity": f"capacity dim {MARGIN_DIM}"}
@@ -62,23 +61,6 @@ def candidates(base: Config, model: str, dim: int, seed: int) -> list[tuple[Conf
     if cfg.train.max_time_s < NO_BUDGET_S:
         out.append((cfg, True))
     return out
-
-
-def find_cached(dataset: str, fingerprint: str, options: list[tuple[Config, bool]], seed: int) -> dict | None:
-    """A cached record (any label) of one of `options`, made with THREADS threads and not cut by a budget."""
-    folder = run.CACHE / dataset  # read at call time: tests point the cache elsewhere
-    for cfg, budgeted in options:
-        key = run.run_key(dataset, fingerprint, cfg)
-        for path in sorted(folder.glob(f"*-s{seed}-{key}*.json")):
-            if not path.name.endswith((f"-{key}.json", f"-{key}-t{THREADS}.json")):
-                continue
-            rec = json.loads(path.read_text())
-            if rec["config"]["train"].get("threads") != THREADS:
-                continue
-            if budgeted and rec.get("stopped") == "time_budget":
-                continue
-            return rec
-    return None
 
 
 def typical_seconds(dataset: str, model: str) -> float | None:
@@ -111,7 +93,7 @@ def run_grid(datasets: list[str], dims: list[int], models: list[str], seed: int,
             for dim in dims:
                 done += 1
                 options = candidates(base, model, dim, seed)
-                rec, how = find_cached(ds, data.fingerprint(), options, seed), "cached"
+                rec, how = find_cached(ds, data.fingerprint(), options, seed, cache=run.CACHE), "cached"
                 if rec is None and not dry_run:
                     console.print(f"[{done}/{total}] {ds} {model} d={dim}: training")
                     rec, how = run.run_one(ds, data, options[0][0], label(model, dim)), "trained"

@@ -91,7 +91,7 @@ class SequenceData:
         users, item_col = arrays["user_id"], arrays["item_id"]
         keys = (arrays["event_timestamp"], users) if "event_timestamp" in arrays else (users,)
         order = np.lexsort(keys)  # stable, like from_frames' sort: ties keep the file's order
-        del arrays
+        del arrays, keys  # keys holds the timestamps: free them before the sorted copies are made
         users, item_col = users[order], item_col[order]
         del order
         if items is not None and not isinstance(items, pd.DataFrame):
